@@ -1,0 +1,630 @@
+//! Configuration: one struct, one parameter table that drives command-line
+//! flags, the config file, environment variables and CONFIG GET/SET.
+//!
+//! Sources, later ones winning: built-in defaults, the config file (Redis's
+//! `name value` format), `SHOAL_<NAME>` environment variables, `--name value`
+//! flags. Every value is validated when set; a bad one fails start-up with a
+//! message naming the parameter, the source and what was expected.
+
+use crate::util::parse_memory;
+use std::fmt::Write as _;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Every setting of a node, with Redis's names and defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Addresses to listen on (`bind`); a leading '-' marks one that may fail.
+    pub bind: Vec<String>,
+    /// TCP port for clients; 0 picks a free port (tests).
+    pub port: u16,
+    /// Number of logical databases.
+    pub databases: usize,
+    /// Maximum simultaneous clients; further connections get an error and are closed.
+    pub maxclients: usize,
+    /// Close a client idle for this many seconds (0 = never).
+    pub timeout: u64,
+    /// TCP keepalive interval in seconds (0 = off).
+    pub tcp_keepalive: u64,
+    /// Largest bulk string a client may send.
+    pub proto_max_bulk_len: u64,
+    /// Largest unparsed input buffered per client before it is disconnected.
+    pub client_query_buffer_limit: u64,
+    /// Password of the default user (empty = no AUTH needed).
+    pub requirepass: String,
+    /// Refuse non-loopback clients when no password is set.
+    pub protected_mode: bool,
+    /// Background task frequency (active expiry cycles per second).
+    pub hz: u64,
+    /// Active expiry effort 1..10 (more keys sampled, more CPU per cycle).
+    pub active_expire_effort: u64,
+    /// Log level: debug, verbose, notice, warning, nothing.
+    pub loglevel: String,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Tokio worker threads (0 = one per core).
+    pub worker_threads: usize,
+    /// Shards per database (lock granularity).
+    pub keyspace_shards: usize,
+    /// Commands slower than this many microseconds go to the SLOWLOG (-1 = off).
+    pub slowlog_log_slower_than: i64,
+    /// Entries the SLOWLOG keeps.
+    pub slowlog_max_len: u64,
+    /// Memory limit in bytes; 0 = none. Eviction is not implemented yet, so only 0 is accepted.
+    pub maxmemory: u64,
+    /// Eviction policy name (reported; eviction arrives with the memory work).
+    pub maxmemory_policy: String,
+    /// Keys sampled per eviction.
+    pub maxmemory_samples: u64,
+    /// Working directory for data files.
+    pub dir: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: vec!["127.0.0.1".into()],
+            port: 6379,
+            databases: 16,
+            maxclients: 10000,
+            timeout: 0,
+            tcp_keepalive: 300,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            requirepass: String::new(),
+            protected_mode: true,
+            hz: 10,
+            active_expire_effort: 1,
+            loglevel: "notice".into(),
+            log_format: LogFormat::Human,
+            worker_threads: 0,
+            keyspace_shards: 64,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
+            maxmemory: 0,
+            maxmemory_policy: "noeviction".into(),
+            maxmemory_samples: 5,
+            dir: ".".into(),
+        }
+    }
+}
+
+/// A configuration error, with the parameter and the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown parameter '{0}'")]
+    Unknown(String),
+    #[error("invalid value '{value}' for '{name}': {reason}")]
+    Invalid {
+        name: String,
+        value: String,
+        reason: String,
+    },
+    #[error("'{0}' cannot be changed while the server runs")]
+    Immutable(String),
+    #[error("{source_name}: {error}")]
+    At {
+        source_name: String,
+        error: Box<ConfigError>,
+    },
+    #[error("cannot read config file '{path}': {reason}")]
+    File { path: String, reason: String },
+}
+
+type Getter = fn(&Config) -> String;
+type Setter = fn(&mut Config, &str) -> Result<(), String>;
+
+/// One parameter: its Redis name, whether CONFIG SET may change it, and accessors.
+pub struct Param {
+    pub name: &'static str,
+    pub mutable: bool,
+    pub doc: &'static str,
+    pub get: Getter,
+    pub set: Setter,
+}
+
+impl std::fmt::Debug for Param {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes".into() } else { "no".into() }
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".into()),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+    v.parse::<T>()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+}
+
+fn parse_mem(v: &str) -> Result<u64, String> {
+    parse_memory(v).ok_or_else(|| "argument must be a memory value".to_string())
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(v: T, lo: T, hi: T) -> Result<T, String> {
+    if v < lo || v > hi {
+        Err(format!("argument must be between {lo} and {hi} inclusive"))
+    } else {
+        Ok(v)
+    }
+}
+
+const POLICIES: &[&str] = &[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
+
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+
+/// The parameter table. Order is the order CONFIG GET * answers in.
+pub static PARAMS: &[Param] = &[
+    Param {
+        name: "bind",
+        mutable: false,
+        doc: "addresses to listen on, space separated",
+        get: |c| c.bind.join(" "),
+        set: |c, v| {
+            let list: Vec<String> = v.split_whitespace().map(String::from).collect();
+            if list.is_empty() {
+                return Err("at least one address is needed".into());
+            }
+            c.bind = list;
+            Ok(())
+        },
+    },
+    Param {
+        name: "port",
+        mutable: false,
+        doc: "TCP port for clients (0 = any free port)",
+        get: |c| c.port.to_string(),
+        set: |c, v| {
+            c.port = parse_num::<u16>(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "databases",
+        mutable: false,
+        doc: "number of logical databases",
+        get: |c| c.databases.to_string(),
+        set: |c, v| {
+            c.databases = in_range(parse_num::<usize>(v)?, 1, 1_000_000)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "maxclients",
+        mutable: true,
+        doc: "maximum simultaneous client connections",
+        get: |c| c.maxclients.to_string(),
+        set: |c, v| {
+            c.maxclients = in_range(parse_num::<usize>(v)?, 1, 1_000_000_000)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "timeout",
+        mutable: true,
+        doc: "close clients idle this many seconds (0 = never)",
+        get: |c| c.timeout.to_string(),
+        set: |c, v| {
+            c.timeout = in_range(parse_num::<u64>(v)?, 0, i32::MAX as u64)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "tcp-keepalive",
+        mutable: true,
+        doc: "TCP keepalive interval in seconds (0 = off)",
+        get: |c| c.tcp_keepalive.to_string(),
+        set: |c, v| {
+            c.tcp_keepalive = in_range(parse_num::<u64>(v)?, 0, i32::MAX as u64)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "proto-max-bulk-len",
+        mutable: true,
+        doc: "largest bulk string a client may send (bytes, k/m/g units)",
+        get: |c| c.proto_max_bulk_len.to_string(),
+        set: |c, v| {
+            c.proto_max_bulk_len = in_range(parse_mem(v)?, 1024 * 1024, i64::MAX as u64)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "client-query-buffer-limit",
+        mutable: true,
+        doc: "largest unparsed input buffered per client (bytes)",
+        get: |c| c.client_query_buffer_limit.to_string(),
+        set: |c, v| {
+            c.client_query_buffer_limit =
+                in_range(parse_mem(v)?, 1024 * 1024, i64::MAX as u64)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "requirepass",
+        mutable: true,
+        doc: "password for AUTH (empty = none)",
+        get: |c| c.requirepass.clone(),
+        set: |c, v| {
+            c.requirepass = v.to_string();
+            Ok(())
+        },
+    },
+    Param {
+        name: "protected-mode",
+        mutable: true,
+        doc: "refuse non-loopback clients when no password is set",
+        get: |c| yes_no(c.protected_mode),
+        set: |c, v| {
+            c.protected_mode = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "hz",
+        mutable: true,
+        doc: "background cycles per second (active expiry)",
+        get: |c| c.hz.to_string(),
+        set: |c, v| {
+            // Redis clamps hz into 1..500 rather than refusing.
+            c.hz = parse_num::<i64>(v)?.clamp(1, 500) as u64;
+            Ok(())
+        },
+    },
+    Param {
+        name: "active-expire-effort",
+        mutable: true,
+        doc: "active expiry effort, 1 (default) to 10",
+        get: |c| c.active_expire_effort.to_string(),
+        set: |c, v| {
+            c.active_expire_effort = in_range(parse_num::<u64>(v)?, 1, 10)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "loglevel",
+        mutable: true,
+        doc: "debug, verbose, notice, warning or nothing",
+        get: |c| c.loglevel.clone(),
+        set: |c, v| {
+            let l = v.to_ascii_lowercase();
+            if !LOGLEVELS.contains(&l.as_str()) {
+                return Err("argument(s) must be one of the following: debug, verbose, notice, warning, nothing".into());
+            }
+            c.loglevel = l;
+            Ok(())
+        },
+    },
+    Param {
+        name: "log-format",
+        mutable: false,
+        doc: "human or json",
+        get: |c| match c.log_format {
+            LogFormat::Human => "human".into(),
+            LogFormat::Json => "json".into(),
+        },
+        set: |c, v| {
+            c.log_format = match v.to_ascii_lowercase().as_str() {
+                "human" => LogFormat::Human,
+                "json" => LogFormat::Json,
+                _ => return Err("argument must be 'human' or 'json'".into()),
+            };
+            Ok(())
+        },
+    },
+    Param {
+        name: "worker-threads",
+        mutable: false,
+        doc: "tokio worker threads (0 = one per core)",
+        get: |c| c.worker_threads.to_string(),
+        set: |c, v| {
+            c.worker_threads = in_range(parse_num::<usize>(v)?, 0, 1024)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "keyspace-shards",
+        mutable: false,
+        doc: "lock shards per database",
+        get: |c| c.keyspace_shards.to_string(),
+        set: |c, v| {
+            c.keyspace_shards = in_range(parse_num::<usize>(v)?, 1, 65536)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "slowlog-log-slower-than",
+        mutable: true,
+        doc: "log commands slower than this many microseconds (-1 = off)",
+        get: |c| c.slowlog_log_slower_than.to_string(),
+        set: |c, v| {
+            c.slowlog_log_slower_than = in_range(parse_num::<i64>(v)?, -1, i64::MAX)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "slowlog-max-len",
+        mutable: true,
+        doc: "entries kept in the SLOWLOG",
+        get: |c| c.slowlog_max_len.to_string(),
+        set: |c, v| {
+            c.slowlog_max_len = in_range(parse_num::<u64>(v)?, 0, i64::MAX as u64)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "maxmemory",
+        mutable: true,
+        doc: "memory limit in bytes (only 0 = unlimited until eviction lands)",
+        get: |c| c.maxmemory.to_string(),
+        set: |c, v| {
+            let m = parse_mem(v)?;
+            if m != 0 {
+                return Err("maxmemory limits are not supported yet by this version (eviction is not implemented); only 0 is accepted".into());
+            }
+            c.maxmemory = m;
+            Ok(())
+        },
+    },
+    Param {
+        name: "maxmemory-policy",
+        mutable: true,
+        doc: "eviction policy (noeviction, allkeys-lru, ...)",
+        get: |c| c.maxmemory_policy.clone(),
+        set: |c, v| {
+            let p = v.to_ascii_lowercase();
+            if !POLICIES.contains(&p.as_str()) {
+                return Err(format!(
+                    "argument(s) must be one of the following: {}",
+                    POLICIES.join(", ")
+                ));
+            }
+            c.maxmemory_policy = p;
+            Ok(())
+        },
+    },
+    Param {
+        name: "maxmemory-samples",
+        mutable: true,
+        doc: "keys sampled per eviction",
+        get: |c| c.maxmemory_samples.to_string(),
+        set: |c, v| {
+            c.maxmemory_samples = in_range(parse_num::<u64>(v)?, 1, 64)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "dir",
+        mutable: false,
+        doc: "working directory for data files",
+        get: |c| c.dir.clone(),
+        set: |c, v| {
+            c.dir = v.to_string();
+            Ok(())
+        },
+    },
+    // Persistence is not implemented: these answer truthfully for tools
+    // (redis-benchmark asks for them) and refuse values that would enable it.
+    Param {
+        name: "save",
+        mutable: true,
+        doc: "snapshot schedule; persistence is off, only \"\" is accepted",
+        get: |_| String::new(),
+        set: |_, v| {
+            if v.trim().is_empty() {
+                Ok(())
+            } else {
+                Err("persistence is not supported yet; only \"\" is accepted".into())
+            }
+        },
+    },
+    Param {
+        name: "appendonly",
+        mutable: true,
+        doc: "append-only file; persistence is off, only no is accepted",
+        get: |_| "no".into(),
+        set: |_, v| {
+            if parse_bool(v)? {
+                Err("persistence is not supported yet; only no is accepted".into())
+            } else {
+                Ok(())
+            }
+        },
+    },
+];
+
+/// Finds a parameter by name (case-insensitive).
+pub fn param(name: &str) -> Option<&'static Param> {
+    PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+}
+
+impl Config {
+    /// Sets one parameter from its string form.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let p = param(name).ok_or_else(|| ConfigError::Unknown(name.to_string()))?;
+        (p.set)(self, value).map_err(|reason| ConfigError::Invalid {
+            name: p.name.to_string(),
+            value: value.to_string(),
+            reason,
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        param(name).map(|p| (p.get)(self))
+    }
+
+    /// Applies a Redis-style config file's text.
+    pub fn apply_file_text(&mut self, text: &str, path: &str) -> Result<(), ConfigError> {
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut buf = Vec::new();
+            let mut spans = Vec::new();
+            let at = |e: ConfigError| ConfigError::At {
+                source_name: format!("{path}:{}", n + 1),
+                error: Box::new(e),
+            };
+            crate::protocol::split_args(line.as_bytes(), &mut buf, &mut spans).map_err(|_| {
+                at(ConfigError::Invalid {
+                    name: line.to_string(),
+                    value: String::new(),
+                    reason: "unbalanced quotes".into(),
+                })
+            })?;
+            let words: Vec<String> = spans
+                .iter()
+                .map(|&(s, e)| String::from_utf8_lossy(&buf[s..e]).into_owned())
+                .collect();
+            let Some((name, rest)) = words.split_first() else {
+                continue;
+            };
+            self.set(name, &rest.join(" ")).map_err(at)?;
+        }
+        Ok(())
+    }
+
+    /// Builds the configuration from command-line arguments (without the
+    /// program name) and an environment lookup: `[config-file] [--name value ...]`.
+    pub fn from_args_and_env(
+        args: &[String],
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut cfg = Config::default();
+        let mut rest = args;
+        if let Some(first) = rest.first()
+            && !first.starts_with("--")
+        {
+            let text = std::fs::read_to_string(first).map_err(|e| ConfigError::File {
+                path: first.clone(),
+                reason: e.to_string(),
+            })?;
+            cfg.apply_file_text(&text, first)?;
+            rest = &rest[1..];
+        }
+        for p in PARAMS {
+            let var = env_name(p.name);
+            if let Some(v) = env(&var) {
+                cfg.set(p.name, &v).map_err(|e| ConfigError::At {
+                    source_name: format!("environment variable {var}"),
+                    error: Box::new(e),
+                })?;
+            }
+        }
+        let mut i = 0;
+        while i < rest.len() {
+            let Some(name) = rest[i].strip_prefix("--") else {
+                return Err(ConfigError::Invalid {
+                    name: rest[i].clone(),
+                    value: String::new(),
+                    reason: "expected --name value".into(),
+                });
+            };
+            let mut vals = Vec::new();
+            i += 1;
+            while i < rest.len() && !(rest[i].starts_with("--") && rest[i].len() > 2) {
+                vals.push(rest[i].clone());
+                i += 1;
+            }
+            cfg.set(name, &vals.join(" ")).map_err(|e| ConfigError::At {
+                source_name: format!("flag --{name}"),
+                error: Box::new(e),
+            })?;
+        }
+        Ok(cfg)
+    }
+
+    /// `--help` text listing every parameter with its default.
+    pub fn help() -> String {
+        let d = Config::default();
+        let mut s = String::from(
+            "Usage: shoal-server [config-file] [--name value ...]\n       shoal-server --help | --version\n\n\
+             Every parameter can also be set in the config file (`name value`) or as\n\
+             SHOAL_<NAME> in the environment (e.g. SHOAL_PORT=7000).\n\nParameters (default):\n",
+        );
+        for p in PARAMS {
+            let _ = writeln!(s, "  --{:<28} {} ({:?})", p.name, p.doc, (p.get)(&d));
+        }
+        s
+    }
+}
+
+/// The environment variable for a parameter: `SHOAL_` + upper-case, '-' -> '_'.
+pub fn env_name(param: &str) -> String {
+    format!("SHOAL_{}", param.to_ascii_uppercase().replace('-', "_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn defaults_are_a_local_single_node() {
+        let c = Config::from_args_and_env(&[], |_| None).unwrap();
+        assert_eq!(c.port, 6379);
+        assert_eq!(c.bind, vec!["127.0.0.1"]);
+        assert_eq!(c.databases, 16);
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let dir = std::env::temp_dir().join(format!("shoal-cfg-{}", std::process::id()));
+        std::fs::write(&dir, "# comment\nport 7000\ntimeout 5\nmaxclients 10\n").unwrap();
+        let path = dir.to_string_lossy().to_string();
+        let c = Config::from_args_and_env(&args(&[&path, "--port", "7002"]), |v| {
+            (v == "SHOAL_PORT" || v == "SHOAL_TIMEOUT").then(|| "7001".to_string())
+        })
+        .unwrap();
+        std::fs::remove_file(&dir).ok();
+        assert_eq!(c.port, 7002);
+        assert_eq!(c.timeout, 7001);
+        assert_eq!(c.maxclients, 10);
+    }
+
+    #[test]
+    fn bad_values_name_the_parameter_and_source() {
+        let e = Config::from_args_and_env(&args(&["--port", "x"]), |_| None).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("--port") && msg.contains("'x'"), "{msg}");
+        let e = Config::from_args_and_env(&args(&["--nope", "1"]), |_| None).unwrap_err();
+        assert!(e.to_string().contains("unknown parameter 'nope'"));
+        let e = Config::from_args_and_env(&[], |v| (v == "SHOAL_HZ").then(|| "fast".into()))
+            .unwrap_err();
+        assert!(e.to_string().contains("SHOAL_HZ"));
+    }
+
+    #[test]
+    fn multi_word_values() {
+        let c = Config::from_args_and_env(&args(&["--bind", "127.0.0.1", "::1", "--save", ""]), |_| None)
+            .unwrap();
+        assert_eq!(c.bind, vec!["127.0.0.1", "::1"]);
+    }
+}

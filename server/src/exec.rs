@@ -1,0 +1,98 @@
+//! The single execution path: every command, from a client or (later) a peer,
+//! runs through [`execute`]: lookup, arity, auth, handler, stats, slowlog, MONITOR.
+//!
+//! Architecture Invariant: no handler is called from anywhere else, so checks
+//! added here (auth, routing, OOM, MULTI queuing) apply to every command.
+
+use crate::command::{CmdError, CommandSpec, Ctx, flags, truncate_lossy};
+use crate::protocol::Args;
+use std::time::Instant;
+
+/// Looks up the command (resolving container subcommands) without running it.
+pub fn resolve(
+    table: &crate::command::CommandTable,
+    args: &Args<'_>,
+) -> Result<(&'static CommandSpec, usize), CmdError> {
+    let name = args.get(0);
+    let Some((spec, idx)) = table.lookup(name) else {
+        return Err(unknown_command(args));
+    };
+    if !spec.subcommands.is_empty() && args.len() >= 2 {
+        let sub = args.get(1);
+        if is_help(sub) {
+            return Ok((spec, idx));
+        }
+        return match table.lookup_sub(spec, sub) {
+            Some(found) => Ok(found),
+            None => Err(crate::command::unknown_sub(args)),
+        };
+    }
+    Ok((spec, idx))
+}
+
+fn is_help(a: &[u8]) -> bool {
+    a.eq_ignore_ascii_case(b"help")
+}
+
+/// Redis's unknown-command error, echoing up to ~128 bytes of arguments.
+pub fn unknown_command(args: &Args<'_>) -> CmdError {
+    let mut rest = String::new();
+    for a in args.iter().skip(1) {
+        if rest.len() >= 128 {
+            break;
+        }
+        let room = 128 - rest.len();
+        rest.push('\'');
+        rest.push_str(&truncate_lossy(a, room));
+        rest.push_str("' ");
+    }
+    CmdError::Unknown {
+        cmd: truncate_lossy(args.get(0), 128),
+        args: rest,
+    }
+}
+
+/// Runs one command and appends its reply (or error) to `ctx.out`.
+pub fn execute(ctx: &mut Ctx<'_>, args: &Args<'_>) {
+    let shared = ctx.shared;
+    let (spec, idx) = match resolve(&shared.commands, args) {
+        Ok(found) => found,
+        Err(e) => {
+            reject(ctx, e);
+            return;
+        }
+    };
+    if !spec.arity_ok(args.len()) {
+        reject(ctx, CmdError::Arity(spec.name.to_string()));
+        return;
+    }
+    if !ctx.conn.authenticated && !spec.has(flags::NO_AUTH) {
+        reject(ctx, CmdError::NoAuth);
+        return;
+    }
+    ctx.conn.last_cmd = spec.name;
+    let start = Instant::now();
+    let mark = ctx.out.mark();
+    let result = (spec.handler)(ctx, args);
+    let took = start.elapsed();
+    let stat = &shared.commands.stats()[idx];
+    stat.record(took, result.is_ok());
+    shared.stats.command();
+    if let Err(e) = result {
+        ctx.out.truncate(mark);
+        ctx.out.error(&e.to_string());
+        shared.stats.error_reply();
+    }
+    if !spec.has(flags::SKIP_SLOWLOG) {
+        shared.slowlog.maybe_record(took, args, ctx.conn);
+    }
+    if !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
+        shared.monitor.feed(ctx.now, ctx.conn, args);
+    }
+}
+
+fn reject(ctx: &mut Ctx<'_>, e: CmdError) {
+    ctx.shared.stats.error_reply();
+    ctx.shared.stats.rejected_call();
+    ctx.out.error(&e.to_string());
+}

@@ -1,0 +1,80 @@
+//! `shoal-server`: parse the configuration, set up logging, run a node until
+//! SIGTERM/SIGINT or SHUTDOWN, then shut down gracefully (exit 0 within 5 s).
+
+use anyhow::Context as _;
+use shoal::config::{Config, LogFormat};
+use std::time::Duration;
+
+const GRACE: Duration = Duration::from_secs(5);
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{}", Config::help());
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--version" || a == "-v") {
+        println!("shoal-server v={}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    let config = match Config::from_args_and_env(&args, |k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("shoal-server: invalid configuration: {e}");
+            eprintln!("(run shoal-server --help for the parameters)");
+            std::process::exit(1);
+        }
+    };
+    init_logging(&config);
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if config.worker_threads > 0 {
+        rt.worker_threads(config.worker_threads);
+    }
+    let rt = rt.build().context("cannot start the tokio runtime")?;
+    rt.block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let node = shoal::Node::start(config)
+        .await
+        .context("cannot start the node")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("received SIGTERM, shutting down"),
+        r = tokio::signal::ctrl_c() => {
+            r.context("cannot listen for SIGINT")?;
+            tracing::info!("received SIGINT, shutting down");
+        }
+        _ = node.shutdown_requested() => tracing::info!("SHUTDOWN requested"),
+    }
+    node.shutdown(GRACE).await;
+    Ok(())
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let level = match config.loglevel.as_str() {
+        "debug" => LevelFilter::DEBUG,
+        "verbose" => LevelFilter::INFO,
+        "notice" => LevelFilter::INFO,
+        "warning" => LevelFilter::WARN,
+        _ => LevelFilter::OFF,
+    };
+    // RUST_LOG (e.g. "info,shoal::net=debug") overrides loglevel when set and valid.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|s| s.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(level));
+    let registry = tracing_subscriber::registry().with(filter);
+    match config.log_format {
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .init(),
+        LogFormat::Human => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init(),
+    }
+}

@@ -1,0 +1,181 @@
+//! Per-connection state and the registry of connected clients (CLIENT LIST/KILL/ID).
+//!
+//! The connection task owns its `ConnState` outright (no lock on the hot
+//! path); it publishes a snapshot to its registry entry once per batch so
+//! CLIENT LIST from another connection sees recent values.
+
+use crate::command::Action;
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// CLIENT REPLY mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    Skip,
+}
+
+/// What other connections may read about a client.
+#[derive(Debug, Clone)]
+pub struct ClientMeta {
+    pub name: String,
+    pub lib_name: String,
+    pub lib_ver: String,
+    pub db: usize,
+    pub last_cmd: &'static str,
+    pub last_active: Instant,
+    pub resp: u8,
+    pub monitor: bool,
+    pub no_evict: bool,
+    pub no_touch: bool,
+    pub qbuf: usize,
+    pub obuf: usize,
+}
+
+/// A connected client as the registry sees it.
+#[derive(Debug)]
+pub struct ClientHandle {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub created: Instant,
+    /// Cancelled by CLIENT KILL; the connection closes at its next step.
+    pub kill: CancellationToken,
+    pub meta: Mutex<ClientMeta>,
+}
+
+/// All connected clients. A DashMap because connections come and go from
+/// every worker thread; guards are never held across an await (clippy enforces).
+#[derive(Debug, Default)]
+pub struct ClientRegistry {
+    clients: DashMap<u64, Arc<ClientHandle>>,
+    next_id: AtomicU64,
+}
+
+impl ClientRegistry {
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientHandle> {
+        let id = self.next_id.fetch_add(1, Relaxed) + 1;
+        let now = Instant::now();
+        let h = Arc::new(ClientHandle {
+            id,
+            addr,
+            laddr,
+            created: now,
+            kill: CancellationToken::new(),
+            meta: Mutex::new(ClientMeta {
+                name: String::new(),
+                lib_name: String::new(),
+                lib_ver: String::new(),
+                db: 0,
+                last_cmd: "NULL",
+                last_active: now,
+                resp: 2,
+                monitor: false,
+                no_evict: false,
+                no_touch: false,
+                qbuf: 0,
+                obuf: 0,
+            }),
+        });
+        self.clients.insert(id, Arc::clone(&h));
+        h
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.clients.remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
+    /// A snapshot of all clients, ordered by id.
+    pub fn snapshot(&self) -> Vec<Arc<ClientHandle>> {
+        let mut v: Vec<_> = self.clients.iter().map(|e| Arc::clone(e.value())).collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.clients.get(&id).map(|e| Arc::clone(e.value()))
+    }
+}
+
+/// State owned by one connection's task.
+#[derive(Debug)]
+pub struct ConnState {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub handle: Arc<ClientHandle>,
+    /// SELECTed database.
+    pub db: usize,
+    pub authenticated: bool,
+    pub name: String,
+    pub lib_name: String,
+    pub lib_ver: String,
+    pub last_cmd: &'static str,
+    pub no_touch: bool,
+    pub no_evict: bool,
+    pub reply: ReplyMode,
+    /// Set by a handler; the connection acts on it after the reply is queued.
+    pub action: Option<Action>,
+    pub monitor: bool,
+}
+
+impl ConnState {
+    pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
+        ConnState {
+            id: handle.id,
+            addr: handle.addr,
+            laddr: handle.laddr,
+            handle,
+            db: 0,
+            authenticated,
+            name: String::new(),
+            lib_name: String::new(),
+            lib_ver: String::new(),
+            last_cmd: "NULL",
+            no_touch: false,
+            no_evict: false,
+            reply: ReplyMode::On,
+            action: None,
+            monitor: false,
+        }
+    }
+
+    /// Copies what CLIENT LIST shows into the registry entry.
+    pub fn publish(&self, resp: u8, qbuf: usize, obuf: usize) {
+        let mut m = self.handle.meta.lock();
+        if m.name != self.name {
+            m.name.clone_from(&self.name);
+        }
+        if m.lib_name != self.lib_name {
+            m.lib_name.clone_from(&self.lib_name);
+        }
+        if m.lib_ver != self.lib_ver {
+            m.lib_ver.clone_from(&self.lib_ver);
+        }
+        m.db = self.db;
+        m.last_cmd = self.last_cmd;
+        m.last_active = Instant::now();
+        m.resp = resp;
+        m.monitor = self.monitor;
+        m.no_evict = self.no_evict;
+        m.no_touch = self.no_touch;
+        m.qbuf = qbuf;
+        m.obuf = obuf;
+    }
+}

@@ -1,0 +1,266 @@
+//! The per-connection loop: read, parse every complete request in the
+//! buffer, execute each, append replies to one output buffer, write once.
+//!
+//! Architecture Invariant: only a framing error (a broken RESP frame) or the
+//! query buffer limit closes a connection; command errors are replies.
+
+use crate::command::{Action, Ctx};
+use crate::net::client::{ConnState, ReplyMode};
+use crate::node::Shared;
+use crate::protocol::{Limits, Out, Parsed, Proto, RequestParser};
+use bytes::{Buf, BytesMut};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+
+const READ_CHUNK: usize = 16 * 1024;
+/// Above this, buffers are given back after use instead of kept for the next batch.
+const KEEP_BUFFER: usize = 1024 * 1024;
+/// Replies are written out mid-batch past this size, bounding memory for huge pipelines.
+const FLUSH_AT: usize = 1024 * 1024;
+
+/// Connection settings cached from the config, refreshed when CONFIG SET changes it.
+struct Cached {
+    epoch: u64,
+    limits: Limits,
+    idle: Option<Duration>,
+    query_limit: usize,
+}
+
+impl Cached {
+    fn load(shared: &Shared) -> Self {
+        let epoch = shared.config_epoch.load(Relaxed);
+        let c = shared.config.read();
+        Cached {
+            epoch,
+            limits: Limits {
+                max_bulk_len: c.proto_max_bulk_len.min(usize::MAX as u64) as usize,
+                max_multibulk_len: i32::MAX as usize,
+            },
+            idle: (c.timeout > 0).then(|| Duration::from_secs(c.timeout)),
+            query_limit: c.client_query_buffer_limit.min(usize::MAX as u64) as usize,
+        }
+    }
+}
+
+/// Serves one client until it quits, errs, is killed, or the node shuts down.
+pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr) {
+    let laddr = stream.local_addr().unwrap_or(peer);
+    let handle = shared.clients.register(peer, laddr);
+    let authenticated = shared.config.read().requirepass.is_empty();
+    let mut conn = ConnState::new(handle, authenticated);
+    tracing::debug!(id = conn.id, %peer, "client connected");
+    run(&shared, &mut stream, &mut conn).await;
+    shared.clients.unregister(conn.id);
+    tracing::debug!(id = conn.id, %peer, "client disconnected");
+}
+
+async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState) {
+    let mut cached = Cached::load(shared);
+    let mut parser = RequestParser::new(cached.limits);
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = Out::new(Proto::Resp2);
+    let mut monitor: Option<broadcast::Receiver<bytes::Bytes>> = None;
+    let kill = conn.handle.kill.clone();
+    loop {
+        if shared.config_epoch.load(Relaxed) != cached.epoch {
+            cached = Cached::load(shared);
+            parser.set_limits(cached.limits);
+        }
+        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+            rbuf.reserve(READ_CHUNK);
+        }
+        let idle = cached.idle.filter(|_| !conn.monitor);
+        let read = tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => return,
+            _ = kill.cancelled() => return,
+            line = recv_monitor(&mut monitor) => {
+                if let Some(line) = line
+                    && stream.write_all(&line).await.is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+            _ = sleep_or_forever(idle) => {
+                tracing::debug!(id = conn.id, "closing idle client");
+                return;
+            }
+            r = stream.read_buf(&mut rbuf) => r,
+        };
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                shared.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+            }
+        }
+        if rbuf.len() > cached.query_limit {
+            tracing::warn!(
+                id = conn.id,
+                addr = %conn.addr,
+                qbuf = rbuf.len(),
+                limit = cached.query_limit,
+                "closing client that reached max query buffer length"
+            );
+            return;
+        }
+
+        let mut start = 0;
+        let mut close = false;
+        loop {
+            let buf = &rbuf[start..];
+            let parsed = parser.parse(buf);
+            match parsed {
+                Ok(Parsed::Request(n)) => {
+                    let args = parser.args(buf);
+                    if let Some(until) = paused_until(shared, &args) {
+                        // Send what is done, wait, then parse this request again.
+                        if flush(shared, stream, &mut out).await.is_err() {
+                            return;
+                        }
+                        let wait = until.saturating_duration_since(std::time::Instant::now());
+                        tokio::select! {
+                            _ = shared.shutdown.cancelled() => return,
+                            _ = kill.cancelled() => return,
+                            _ = shared.pause.unpaused.notified() => {}
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                        continue;
+                    }
+                    let before = conn.reply;
+                    let mark = out.mark();
+                    let now = shared.store.now_ms();
+                    let mut ctx = Ctx {
+                        shared,
+                        conn,
+                        out: &mut out,
+                        now,
+                    };
+                    crate::exec::execute(&mut ctx, &args);
+                    apply_reply_mode(conn, before, &mut out, mark);
+                    start += n;
+                    if let Some(action) = conn.action.take() {
+                        match action {
+                            Action::Close => {
+                                close = true;
+                                break;
+                            }
+                            Action::Shutdown => {
+                                shared.shutdown.cancel();
+                                close = true;
+                                break;
+                            }
+                            Action::Sleep(d) => {
+                                if flush(shared, stream, &mut out).await.is_err() {
+                                    return;
+                                }
+                                tokio::time::sleep(d).await;
+                            }
+                            Action::Monitor => {
+                                monitor = Some(shared.monitor.subscribe());
+                                conn.monitor = true;
+                            }
+                        }
+                    }
+                    if out.buf.len() >= FLUSH_AT && flush(shared, stream, &mut out).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Parsed::Empty(n)) => start += n,
+                Ok(Parsed::Incomplete(need)) => {
+                    // Grow towards a large bulk's size, doubling at most, so a
+                    // client announcing a huge bulk cannot make us reserve it upfront.
+                    let have = rbuf.len() - start;
+                    if need > have {
+                        let more = (need - have).min(have.max(READ_CHUNK));
+                        rbuf.reserve(more);
+                    }
+                    break;
+                }
+                Err(e) => {
+                    out.error(&format!("ERR Protocol error: {e}"));
+                    tracing::debug!(id = conn.id, error = %e, "protocol error, closing");
+                    close = true;
+                    break;
+                }
+            }
+        }
+        rbuf.advance(start);
+        if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER {
+            rbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        conn.publish(
+            if out.resp3() { 3 } else { 2 },
+            rbuf.len(),
+            out.buf.len(),
+        );
+        if flush(shared, stream, &mut out).await.is_err() || close {
+            return;
+        }
+    }
+}
+
+/// CLIENT REPLY OFF/SKIP: drop the reply just written when the mode says so.
+fn apply_reply_mode(conn: &mut ConnState, before: ReplyMode, out: &mut Out, mark: usize) {
+    match (before, conn.reply) {
+        (ReplyMode::Skip, ReplyMode::Skip) => {
+            out.truncate(mark);
+            conn.reply = ReplyMode::On;
+        }
+        (ReplyMode::Skip, _) => out.truncate(mark),
+        (_, ReplyMode::Off) | (_, ReplyMode::Skip) => out.truncate(mark),
+        _ => {}
+    }
+}
+
+fn paused_until(shared: &Shared, args: &crate::protocol::Args<'_>) -> Option<std::time::Instant> {
+    if !shared.pause.active() {
+        return None;
+    }
+    let (spec, _) = crate::exec::resolve(&shared.commands, args).ok()?;
+    shared.pause.blocks(spec)
+}
+
+async fn flush(shared: &Shared, stream: &mut TcpStream, out: &mut Out) -> std::io::Result<()> {
+    if out.buf.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(&out.buf).await?;
+    shared
+        .stats
+        .net_output_bytes
+        .fetch_add(out.buf.len() as u64, Relaxed);
+    if out.buf.capacity() > KEEP_BUFFER {
+        out.buf = BytesMut::with_capacity(READ_CHUNK);
+    } else {
+        out.buf.clear();
+    }
+    Ok(())
+}
+
+async fn sleep_or_forever(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Next MONITOR line; pending forever when not monitoring. Lagging monitors
+/// skip what they missed rather than slowing the server.
+async fn recv_monitor(rx: &mut Option<broadcast::Receiver<bytes::Bytes>>) -> Option<bytes::Bytes> {
+    match rx {
+        None => std::future::pending().await,
+        Some(r) => loop {
+            match r.recv().await {
+                Ok(b) => return Some(b),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        },
+    }
+}

@@ -1,0 +1,407 @@
+//! `Node::start(config) -> NodeHandle`: wires the store, the command table,
+//! the listeners and the background tasks, and owns graceful shutdown.
+//!
+//! Shutdown has three parts: a `CancellationToken` tells every task, the
+//! listeners stop accepting, and a `TaskTracker` waits (bounded) for the
+//! connections to finish the replies they are writing.
+
+use crate::command::{CommandSpec, CommandTable, flags};
+use crate::config::Config;
+use crate::net::client::{ClientRegistry, ConnState};
+use crate::protocol::Args;
+use crate::store::{Clock, Store, StoreConfig, SystemClock};
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Errors starting or running a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("no address to listen on could be bound (bind = {0})")]
+    NothingBound(String),
+    #[error("invalid configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// Server-wide counters for INFO stats.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub total_commands: AtomicU64,
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    pub error_replies: AtomicU64,
+    pub rejected_calls: AtomicU64,
+    /// Writes since the last save (no persistence yet: since start).
+    pub dirty: AtomicU64,
+    pub expire_cycles_timed_out: AtomicU64,
+}
+
+impl Stats {
+    #[inline]
+    pub fn command(&self) {
+        self.total_commands.fetch_add(1, Relaxed);
+    }
+    #[inline]
+    pub fn error_reply(&self) {
+        self.error_replies.fetch_add(1, Relaxed);
+    }
+    #[inline]
+    pub fn rejected_call(&self) {
+        self.rejected_calls.fetch_add(1, Relaxed);
+    }
+    #[inline]
+    pub fn dirty(&self, n: u64) {
+        self.dirty.fetch_add(n, Relaxed);
+    }
+    pub fn reset(&self) {
+        for c in [
+            &self.total_commands,
+            &self.total_connections,
+            &self.rejected_connections,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+            &self.error_replies,
+            &self.rejected_calls,
+            &self.expire_cycles_timed_out,
+        ] {
+            c.store(0, Relaxed);
+        }
+    }
+}
+
+/// One SLOWLOG entry.
+#[derive(Debug, Clone)]
+pub struct SlowEntry {
+    pub id: u64,
+    pub unix_secs: u64,
+    pub micros: u64,
+    pub args: Vec<Vec<u8>>,
+    pub addr: String,
+    pub name: String,
+}
+
+/// The slow log; the mutex is taken only for commands over the threshold.
+#[derive(Debug)]
+pub struct SlowLog {
+    pub threshold_us: AtomicI64,
+    pub max_len: AtomicUsize,
+    next_id: AtomicU64,
+    pub entries: Mutex<VecDeque<SlowEntry>>,
+}
+
+impl SlowLog {
+    fn new(cfg: &Config) -> Self {
+        SlowLog {
+            threshold_us: AtomicI64::new(cfg.slowlog_log_slower_than),
+            max_len: AtomicUsize::new(cfg.slowlog_max_len as usize),
+            next_id: AtomicU64::new(0),
+            entries: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    #[inline]
+    pub fn maybe_record(&self, took: Duration, args: &Args<'_>, conn: &ConnState) {
+        let t = self.threshold_us.load(Relaxed);
+        let us = took.as_micros() as u64;
+        if t < 0 || us < t as u64 {
+            return;
+        }
+        // Like Redis: at most 32 arguments, each cut to 128 bytes.
+        let mut kept: Vec<Vec<u8>> = Vec::new();
+        let n = args.len();
+        for (i, a) in args.iter().enumerate() {
+            if i == 31 && n > 32 {
+                kept.push(format!("... ({} more arguments)", n - 31).into_bytes());
+                break;
+            }
+            if a.len() > 128 {
+                let mut v = a[..128].to_vec();
+                v.extend_from_slice(format!("... ({} more bytes)", a.len() - 128).as_bytes());
+                kept.push(v);
+            } else {
+                kept.push(a.to_vec());
+            }
+        }
+        let entry = SlowEntry {
+            id: self.next_id.fetch_add(1, Relaxed),
+            unix_secs: unix_ms() / 1000,
+            micros: us,
+            args: kept,
+            addr: conn.addr.to_string(),
+            name: conn.name.clone(),
+        };
+        let max = self.max_len.load(Relaxed);
+        let mut e = self.entries.lock();
+        e.push_front(entry);
+        while e.len() > max {
+            e.pop_back();
+        }
+    }
+}
+
+/// Fan-out of executed commands to MONITOR clients.
+#[derive(Debug)]
+pub struct Monitor {
+    tx: broadcast::Sender<Bytes>,
+}
+
+impl Monitor {
+    fn new() -> Self {
+        Monitor {
+            tx: broadcast::channel(4096).0,
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Bytes> {
+        self.tx.subscribe()
+    }
+
+    /// Formats the command as Redis does (`+ts [db addr] "arg" ...`) if anyone listens.
+    #[inline]
+    pub fn feed(&self, now_ms: u64, conn: &ConnState, args: &Args<'_>) {
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
+        let mut line = format!(
+            "+{}.{:06} [{} {}]",
+            now_ms / 1000,
+            (now_ms % 1000) * 1000,
+            conn.db,
+            conn.addr
+        );
+        for a in args.iter() {
+            line.push(' ');
+            line.push_str(&crate::util_repr(a));
+        }
+        line.push_str("\r\n");
+        let _ = self.tx.send(Bytes::from(line));
+    }
+}
+
+/// CLIENT PAUSE state.
+#[derive(Debug, Default)]
+pub struct Pause {
+    /// Fast check so unpaused servers never take the lock.
+    active: std::sync::atomic::AtomicBool,
+    state: Mutex<Option<(Instant, bool)>>,
+    pub unpaused: Notify,
+}
+
+impl Pause {
+    pub fn pause(&self, until: Instant, all: bool) {
+        *self.state.lock() = Some((until, all));
+        self.active.store(true, Relaxed);
+    }
+
+    pub fn unpause(&self) {
+        *self.state.lock() = None;
+        self.active.store(false, Relaxed);
+        self.unpaused.notify_waiters();
+    }
+
+    #[inline]
+    pub fn active(&self) -> bool {
+        self.active.load(Relaxed)
+    }
+
+    /// If `spec` must wait for an active pause, the instant the pause ends.
+    pub fn blocks(&self, spec: &CommandSpec) -> Option<Instant> {
+        let g = self.state.lock();
+        let (until, all) = (*g)?;
+        if until <= Instant::now() {
+            return None;
+        }
+        if spec.has(flags::NO_PAUSE) {
+            return None;
+        }
+        if all || spec.has(flags::WRITE) || spec.has(flags::MAY_REPLICATE) {
+            Some(until)
+        } else {
+            None
+        }
+    }
+}
+
+/// State shared by every connection and task of one node.
+#[derive(Debug)]
+pub struct Shared {
+    pub store: Store,
+    pub commands: CommandTable,
+    /// Live configuration; read at connection start and by CONFIG/INFO.
+    /// A RwLock because reads vastly outnumber CONFIG SET and never span an await.
+    pub config: RwLock<Config>,
+    /// Bumped by CONFIG SET so connections refresh their cached limits.
+    pub config_epoch: AtomicU64,
+    pub clients: ClientRegistry,
+    pub stats: Stats,
+    pub slowlog: SlowLog,
+    pub monitor: Monitor,
+    pub pause: Pause,
+    pub shutdown: CancellationToken,
+    pub started: Instant,
+    pub started_unix_ms: u64,
+    pub run_id: String,
+    /// Addresses actually bound (port 0 resolved).
+    pub listening: Mutex<Vec<SocketAddr>>,
+    /// Active expiry can be turned off by DEBUG SET-ACTIVE-EXPIRE 0.
+    pub active_expire: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Self {
+        let store = Store::new(
+            StoreConfig {
+                databases: config.databases,
+                shards: config.keyspace_shards,
+            },
+            clock,
+        );
+        let started_unix_ms = unix_ms();
+        Shared {
+            store,
+            commands: CommandTable::new(),
+            slowlog: SlowLog::new(&config),
+            config: RwLock::new(config),
+            config_epoch: AtomicU64::new(0),
+            clients: ClientRegistry::default(),
+            stats: Stats::default(),
+            monitor: Monitor::new(),
+            pause: Pause::default(),
+            shutdown: CancellationToken::new(),
+            started: Instant::now(),
+            started_unix_ms,
+            run_id: random_hex(40),
+            listening: Mutex::new(Vec::new()),
+            active_expire: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// The port clients reach us on (first bound address).
+    pub fn port(&self) -> u16 {
+        self.listening.lock().first().map(|a| a.port()).unwrap_or(0)
+    }
+}
+
+/// Milliseconds since the Unix epoch from the wall clock.
+pub fn unix_ms() -> u64 {
+    SystemClock.now_ms()
+}
+
+fn random_hex(n: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
+        .collect()
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct NodeHandle {
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+}
+
+/// Entry point for the server binary, tests and embedding applications.
+#[derive(Debug)]
+pub struct Node;
+
+impl Node {
+    /// Binds the listeners and starts serving with the wall clock.
+    pub async fn start(config: Config) -> Result<NodeHandle, NodeError> {
+        Self::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Same as [`Node::start`] with an injected clock (tests drive TTLs with it).
+    pub async fn start_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<NodeHandle, NodeError> {
+        let listeners = crate::net::listener::bind_all(&config).await?;
+        let shared = Arc::new(Shared::new(config, clock));
+        *shared.listening.lock() = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let tracker = TaskTracker::new();
+        for l in listeners {
+            tracker.spawn(crate::net::listener::accept_loop(
+                Arc::clone(&shared),
+                l,
+                tracker.clone(),
+            ));
+        }
+        tracker.spawn(expire_task(Arc::clone(&shared)));
+        tracing::info!(addrs = ?shared.listening.lock(), "ready to accept connections");
+        Ok(NodeHandle { shared, tracker })
+    }
+}
+
+impl NodeHandle {
+    /// The first address bound (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.listening.lock()[0]
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Resolves when shutdown has been requested (SHUTDOWN, signal, `shutdown()`).
+    pub async fn shutdown_requested(&self) {
+        self.shared.shutdown.cancelled().await
+    }
+
+    /// Stops accepting, lets connections finish the replies in flight, and
+    /// waits for every task up to `grace`. Returns false if tasks remained.
+    pub async fn shutdown(self, grace: Duration) -> bool {
+        self.shared.shutdown.cancel();
+        self.tracker.close();
+        let done = tokio::time::timeout(grace, self.tracker.wait()).await.is_ok();
+        if done {
+            tracing::info!("shut down cleanly");
+        } else {
+            tracing::warn!(?grace, "shutdown grace period over with tasks still running");
+        }
+        done
+    }
+}
+
+/// Runs the active expiry cycle `hz` times a second with Redis's CPU budget
+/// (25% of each period, scaled by active-expire-effort).
+async fn expire_task(shared: Arc<Shared>) {
+    loop {
+        let (hz, effort) = {
+            let c = shared.config.read();
+            (c.hz.max(1), c.active_expire_effort.clamp(1, 10))
+        };
+        let period = Duration::from_millis(1000 / hz);
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        if !shared.active_expire.load(Relaxed) {
+            continue;
+        }
+        let samples = 20 + 5 * (effort as usize - 1);
+        let budget = period.mul_f64(0.25 + 0.02 * (effort as f64 - 1.0));
+        let r = shared.store.active_expire_cycle(samples, budget);
+        if r.timed_out {
+            shared.stats.expire_cycles_timed_out.fetch_add(1, Relaxed);
+        }
+    }
+}

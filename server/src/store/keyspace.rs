@@ -1,0 +1,548 @@
+//! One logical database: a fixed array of mutex-protected shards.
+//!
+//! Each shard is a dense vector of entries plus a hash index of `u32`
+//! positions into it. The dense vector gives O(1) random sampling (eviction,
+//! active expiry, RANDOMKEY) and stable positions for SCAN cursors; the index
+//! costs ~5 bytes a slot instead of a full entry per bucket. Deleted positions
+//! are holes on a free list, reused by the next insert, so a live entry never
+//! moves except when a mostly-empty shard is compacted.
+//!
+//! Why a mutex: critical sections are a hash probe plus a copy, never an
+//! `.await`; multi-key commands lock shards in ascending index order, which
+//! rules out deadlock between them.
+
+use super::bytes::CompactBytes;
+use super::value::Value;
+use crossbeam_utils::CachePadded;
+use hashbrown::HashTable;
+use parking_lot::{Mutex, MutexGuard};
+use rand::Rng;
+
+/// Marks a free position in `Shard::entries`; no real expiry is this late.
+const HOLE: u64 = u64::MAX;
+/// Sentinel for "no free position".
+const NO_FREE: u32 = u32::MAX;
+
+/// Hash of a key, used both to pick a shard and inside the shard's index.
+#[inline]
+pub fn hash_key(key: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key)
+}
+
+/// A key, its value, its absolute expiry (ms, 0 = none) and access metadata.
+#[derive(Debug)]
+pub struct Entry {
+    pub key: CompactBytes,
+    pub value: Value,
+    expire_at: u64,
+    /// LRU clock (seconds) of the last access; on a hole, the next free position.
+    access: u32,
+}
+
+impl Entry {
+    #[inline]
+    pub fn expire_at(&self) -> Option<u64> {
+        if self.expire_at == 0 || self.expire_at == HOLE {
+            None
+        } else {
+            Some(self.expire_at)
+        }
+    }
+
+    #[inline]
+    fn is_hole(&self) -> bool {
+        self.expire_at == HOLE
+    }
+
+    /// True when the key's expiry has passed (Redis: expired when now > when).
+    #[inline]
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expire_at != 0 && self.expire_at != HOLE && now > self.expire_at
+    }
+
+    /// Seconds-resolution clock value of the last access.
+    pub fn access_clock(&self) -> u32 {
+        self.access
+    }
+
+    /// Bytes this entry accounts for beyond its slot in the dense vector.
+    fn heap_size(&self) -> usize {
+        self.key.heap_size() + self.value.heap_size()
+    }
+}
+
+/// How a write treats the key's existing expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// Keep whatever expiry the key has (SET KEEPTTL, APPEND, INCR ...).
+    Keep,
+    /// Set this absolute expiry in ms; 0 removes it.
+    At(u64),
+}
+
+/// Counters kept per shard (under its lock) and summed for INFO.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShardStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub expired: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Shard {
+    index: HashTable<u32>,
+    entries: Vec<Entry>,
+    free_head: u32,
+    live: usize,
+    volatile: usize,
+    heap: usize,
+    expire_cursor: usize,
+    pub stats: ShardStats,
+}
+
+impl Shard {
+    fn new() -> Self {
+        Shard {
+            free_head: NO_FREE,
+            ..Default::default()
+        }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Keys with an expiry.
+    pub fn volatile(&self) -> usize {
+        self.volatile
+    }
+
+    /// Bytes used by this shard: the slots, the index and what entries own on the heap.
+    pub fn used_memory(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.index.allocation_size()
+            + self.heap
+    }
+
+    #[inline]
+    fn find(&self, h: u64, key: &[u8]) -> Option<u32> {
+        let entries = &self.entries;
+        self.index
+            .find(h, |&i| entries[i as usize].key.as_slice() == key)
+            .copied()
+    }
+
+    /// Finds a live key, deleting it first if it has expired (lazy expiry).
+    /// Does not count hits or misses; see [`Shard::read`].
+    #[inline]
+    pub fn lookup(&mut self, h: u64, key: &[u8], now: u64) -> Option<u32> {
+        let idx = self.find(h, key)?;
+        if self.entries[idx as usize].is_expired(now) {
+            self.remove_at(h, idx);
+            self.stats.expired += 1;
+            return None;
+        }
+        Some(idx)
+    }
+
+    /// A lookup for a read command: counts a keyspace hit or miss and
+    /// refreshes the access clock unless `touch` is false.
+    #[inline]
+    pub fn read(&mut self, h: u64, key: &[u8], now: u64, touch: bool) -> Option<u32> {
+        let r = self.lookup(h, key, now);
+        match r {
+            Some(i) => {
+                self.stats.hits += 1;
+                if touch {
+                    self.entries[i as usize].access = lru_clock(now);
+                }
+            }
+            None => self.stats.misses += 1,
+        }
+        r
+    }
+
+    #[inline]
+    pub fn entry(&self, idx: u32) -> &Entry {
+        &self.entries[idx as usize]
+    }
+
+    /// Mutates a value in place, keeping the memory accounting true.
+    pub fn value_mut<R>(&mut self, idx: u32, f: impl FnOnce(&mut Value) -> R) -> R {
+        let e = &mut self.entries[idx as usize];
+        let before = e.value.heap_size();
+        let r = f(&mut e.value);
+        let after = e.value.heap_size();
+        self.heap = self.heap + after - before;
+        r
+    }
+
+    /// Sets (`at > 0`) or removes (`at == 0`) the expiry of a live entry.
+    pub fn set_expire(&mut self, idx: u32, at: u64) {
+        let e = &mut self.entries[idx as usize];
+        let was = e.expire_at != 0;
+        e.expire_at = at;
+        match (was, at != 0) {
+            (false, true) => self.volatile += 1,
+            (true, false) => self.volatile -= 1,
+            _ => {}
+        }
+    }
+
+    /// Inserts or overwrites `key`; returns the previous value if there was a live one.
+    pub fn set(&mut self, h: u64, key: &[u8], value: Value, ttl: Ttl, now: u64) -> Option<Value> {
+        match self.lookup(h, key, now) {
+            Some(idx) => {
+                let old = self.value_mut(idx, |v| std::mem::replace(v, value));
+                if let Ttl::At(at) = ttl {
+                    self.set_expire(idx, at);
+                }
+                self.entries[idx as usize].access = lru_clock(now);
+                Some(old)
+            }
+            None => {
+                let at = match ttl {
+                    Ttl::Keep => 0,
+                    Ttl::At(at) => at,
+                };
+                self.insert_new(h, key, value, at, now);
+                None
+            }
+        }
+    }
+
+    /// Inserts a key known to be absent; returns its position.
+    pub fn insert_new(&mut self, h: u64, key: &[u8], value: Value, expire_at: u64, now: u64) -> u32 {
+        let entry = Entry {
+            key: CompactBytes::new(key),
+            value,
+            expire_at,
+            access: lru_clock(now),
+        };
+        self.heap += entry.heap_size();
+        if expire_at != 0 {
+            self.volatile += 1;
+        }
+        self.live += 1;
+        let idx = if self.free_head != NO_FREE {
+            let idx = self.free_head;
+            self.free_head = self.entries[idx as usize].access;
+            self.entries[idx as usize] = entry;
+            idx
+        } else {
+            self.entries.push(entry);
+            (self.entries.len() - 1) as u32
+        };
+        let entries = &self.entries;
+        self.index
+            .insert_unique(h, idx, |&i| hash_key(entries[i as usize].key.as_slice()));
+        idx
+    }
+
+    /// Removes the entry at `idx` (whose key hashes to `h`) and returns it.
+    pub fn remove_at(&mut self, h: u64, idx: u32) -> Entry {
+        if let Ok(found) = self.index.find_entry(h, |&i| i == idx) {
+            found.remove();
+        }
+        let hole = Entry {
+            key: CompactBytes::default(),
+            value: Value::Str(CompactBytes::default()),
+            expire_at: HOLE,
+            access: self.free_head,
+        };
+        let old = std::mem::replace(&mut self.entries[idx as usize], hole);
+        self.free_head = idx;
+        self.live -= 1;
+        if old.expire_at != 0 {
+            self.volatile -= 1;
+        }
+        self.heap -= old.heap_size();
+        self.maybe_compact();
+        old
+    }
+
+    /// Removes a live key; returns the entry if it existed and had not expired.
+    pub fn remove(&mut self, h: u64, key: &[u8], now: u64) -> Option<Entry> {
+        let idx = self.lookup(h, key, now)?;
+        Some(self.remove_at(h, idx))
+    }
+
+    /// Rebuilds a shard that is mostly holes, returning the memory.
+    /// Moving entries can make a SCAN in progress miss keys; it happens only
+    /// when three quarters of the shard were deleted.
+    fn maybe_compact(&mut self) {
+        let cap = self.entries.len();
+        if cap < 1024 || self.live * 4 > cap {
+            return;
+        }
+        let old = std::mem::take(&mut self.entries);
+        let mut entries = Vec::with_capacity(self.live.next_power_of_two());
+        entries.extend(old.into_iter().filter(|e| !e.is_hole()));
+        let mut index = HashTable::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            index.insert_unique(hash_key(e.key.as_slice()), i as u32, |_| 0);
+        }
+        self.index = index;
+        self.entries = entries;
+        self.free_head = NO_FREE;
+        self.expire_cursor = 0;
+    }
+
+    /// Drops every key.
+    pub fn clear(&mut self) {
+        let stats = self.stats;
+        *self = Shard::new();
+        self.stats = stats;
+    }
+
+    /// A random live position (may be expired; callers check).
+    pub fn random_idx(&self, rng: &mut impl Rng) -> Option<u32> {
+        if self.live == 0 {
+            return None;
+        }
+        // Holes are at most 3/4 of the vector (compaction), so this ends fast.
+        for _ in 0..256 {
+            let i = rng.random_range(0..self.entries.len());
+            if !self.entries[i].is_hole() {
+                return Some(i as u32);
+            }
+        }
+        self.entries
+            .iter()
+            .position(|e| !e.is_hole())
+            .map(|i| i as u32)
+    }
+
+    /// Visits live, unexpired entries from position `pos` until `budget`
+    /// positions were looked at; returns the next position or `None` at the end.
+    pub fn scan(
+        &self,
+        pos: usize,
+        budget: usize,
+        now: u64,
+        mut f: impl FnMut(&Entry),
+    ) -> Option<usize> {
+        let end = (pos + budget.max(1)).min(self.entries.len());
+        for e in self.entries.get(pos..end).unwrap_or(&[]) {
+            if !e.is_hole() && !e.is_expired(now) {
+                f(e);
+            }
+        }
+        if end >= self.entries.len() { None } else { Some(end) }
+    }
+
+    /// Visits every live, unexpired entry.
+    pub fn for_each(&self, now: u64, mut f: impl FnMut(&Entry)) {
+        for e in &self.entries {
+            if !e.is_hole() && !e.is_expired(now) {
+                f(e);
+            }
+        }
+    }
+
+    /// One step of active expiry: looks at up to `samples` keys with a TTL
+    /// (and at most 20x as many positions), deleting the expired ones.
+    /// Returns (keys with a TTL looked at, keys deleted).
+    pub fn expire_step(&mut self, now: u64, samples: usize) -> (usize, usize) {
+        if self.volatile == 0 || self.entries.is_empty() {
+            return (0, 0);
+        }
+        let (mut seen, mut expired) = (0, 0);
+        let mut budget = samples * 20;
+        let n = self.entries.len();
+        while seen < samples && budget > 0 && self.volatile > 0 {
+            if self.expire_cursor >= self.entries.len() {
+                self.expire_cursor = 0;
+            }
+            let i = self.expire_cursor;
+            self.expire_cursor += 1;
+            budget -= 1;
+            let e = &self.entries[i];
+            if e.is_hole() || e.expire_at == 0 {
+                continue;
+            }
+            seen += 1;
+            if e.is_expired(now) {
+                let h = hash_key(e.key.as_slice());
+                self.remove_at(h, i as u32);
+                self.stats.expired += 1;
+                expired += 1;
+                if self.entries.len() != n {
+                    // Compaction moved everything; start over next time.
+                    break;
+                }
+            }
+        }
+        (seen, expired)
+    }
+}
+
+/// Seconds-resolution access clock (wraps after 136 years).
+#[inline]
+pub fn lru_clock(now_ms: u64) -> u32 {
+    (now_ms / 1000) as u32
+}
+
+/// A logical database (SELECT index): shards chosen by key hash.
+#[derive(Debug)]
+pub struct Keyspace {
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
+}
+
+/// Shard locks held in ascending order, for multi-key commands.
+pub struct MultiLock<'a> {
+    guards: Vec<(usize, MutexGuard<'a, Shard>)>,
+    owner: &'a Keyspace,
+}
+
+impl MultiLock<'_> {
+    /// The locked shard holding the key with hash `h`.
+    pub fn shard(&mut self, h: u64) -> &mut Shard {
+        let want = self.owner.shard_of(h);
+        let pos = self
+            .guards
+            .binary_search_by_key(&want, |(i, _)| *i)
+            .unwrap_or_else(|_| panic!("shard {want} was not locked by lock_many"));
+        &mut self.guards[pos].1
+    }
+}
+
+impl Keyspace {
+    pub fn new(shards: usize) -> Self {
+        let shards = shards.max(1);
+        Keyspace {
+            shards: (0..shards)
+                .map(|_| CachePadded::new(Mutex::new(Shard::new())))
+                .collect(),
+        }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Which shard a hash lives in (high bits; the index uses the low ones).
+    #[inline]
+    pub fn shard_of(&self, h: u64) -> usize {
+        (((h >> 32) * self.shards.len() as u64) >> 32) as usize
+    }
+
+    /// Locks the shard of `key`; returns the key's hash with the guard.
+    #[inline]
+    pub fn lock(&self, key: &[u8]) -> (u64, MutexGuard<'_, Shard>) {
+        let h = hash_key(key);
+        (h, self.shards[self.shard_of(h)].lock())
+    }
+
+    pub fn lock_shard(&self, i: usize) -> MutexGuard<'_, Shard> {
+        self.shards[i].lock()
+    }
+
+    /// Locks the shards of all the given hashes, in ascending shard order.
+    pub fn lock_many(&self, hashes: &[u64]) -> MultiLock<'_> {
+        let mut idx: Vec<usize> = hashes.iter().map(|&h| self.shard_of(h)).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        MultiLock {
+            guards: idx.into_iter().map(|i| (i, self.shards[i].lock())).collect(),
+            owner: self,
+        }
+    }
+
+    /// Number of keys (including not yet reclaimed expired ones, as Redis's DBSIZE).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keys with an expiry.
+    pub fn volatile(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().volatile()).sum()
+    }
+
+    pub fn clear(&self) {
+        for s in self.shards.iter() {
+            s.lock().clear();
+        }
+    }
+
+    pub fn used_memory(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().used_memory()).sum()
+    }
+
+    pub fn stats(&self) -> ShardStats {
+        let mut t = ShardStats::default();
+        for s in self.shards.iter() {
+            let st = s.lock().stats;
+            t.hits += st.hits;
+            t.misses += st.misses;
+            t.expired += st.expired;
+        }
+        t
+    }
+
+    pub fn reset_stats(&self) {
+        for s in self.shards.iter() {
+            s.lock().stats = ShardStats::default();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_is_compact() {
+        assert!(std::mem::size_of::<Entry>() <= 64, "{}", std::mem::size_of::<Entry>());
+    }
+
+    #[test]
+    fn insert_remove_reuse_and_compact() {
+        let mut s = Shard::new();
+        for i in 0..5000u32 {
+            let k = format!("k{i}");
+            s.set(hash_key(k.as_bytes()), k.as_bytes(), Value::str(b"v"), Ttl::Keep, 0);
+        }
+        assert_eq!(s.len(), 5000);
+        for i in 0..4500u32 {
+            let k = format!("k{i}");
+            assert!(s.remove(hash_key(k.as_bytes()), k.as_bytes(), 0).is_some());
+        }
+        assert_eq!(s.len(), 500);
+        assert!(s.entries.len() < 5000, "compacted");
+        for i in 4500..5000u32 {
+            let k = format!("k{i}");
+            assert!(s.lookup(hash_key(k.as_bytes()), k.as_bytes(), 0).is_some());
+        }
+    }
+
+    #[test]
+    fn lazy_and_active_expiry() {
+        let mut s = Shard::new();
+        for i in 0..100u32 {
+            let k = format!("k{i}");
+            let ttl = if i % 2 == 0 { Ttl::At(1000) } else { Ttl::Keep };
+            s.set(hash_key(k.as_bytes()), k.as_bytes(), Value::str(b"v"), ttl, 0);
+        }
+        assert_eq!(s.volatile(), 50);
+        assert!(s.lookup(hash_key(b"k0"), b"k0", 1000).is_some());
+        assert!(s.lookup(hash_key(b"k0"), b"k0", 1001).is_none());
+        let mut total = 0;
+        for _ in 0..100 {
+            total += s.expire_step(1001, 20).1;
+        }
+        assert_eq!(total, 49);
+        assert_eq!(s.len(), 50);
+        assert_eq!(s.volatile(), 0);
+    }
+}

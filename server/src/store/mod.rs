@@ -1,0 +1,174 @@
+//! The engine: logical databases of sharded keyspaces, expiry and the clock.
+//!
+//! Architecture Invariant: this module knows nothing of sockets, RESP, tokio
+//! or the cluster. It is the core of the embedded API, and every operation
+//! takes the current time from the injectable [`Clock`], so tests drive TTLs.
+
+pub mod bytes;
+pub mod clock;
+pub mod keyspace;
+pub mod value;
+
+pub use self::bytes::CompactBytes;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use keyspace::{Entry, Keyspace, MultiLock, Shard, ShardStats, Ttl, hash_key};
+pub use value::Value;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Store-level settings.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Number of logical databases (SELECT 0..n-1).
+    pub databases: usize,
+    /// Shards per database.
+    pub shards: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            databases: 16,
+            shards: 64,
+        }
+    }
+}
+
+/// Outcome of one active expiry cycle.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ExpireCycle {
+    pub sampled: usize,
+    pub expired: usize,
+    pub timed_out: bool,
+}
+
+/// All databases of one node.
+#[derive(Debug)]
+pub struct Store {
+    /// Swapped as a whole so SWAPDB is atomic for every reader.
+    dbs: ArcSwap<Vec<Arc<Keyspace>>>,
+    clock: Arc<dyn Clock>,
+    /// Serialises SWAPDB/FLUSHALL-style whole-store changes.
+    admin: Mutex<()>,
+    /// Where the next active expiry cycle starts (db * shards + shard).
+    expire_cursor: AtomicUsize,
+}
+
+impl Store {
+    pub fn new(config: StoreConfig, clock: Arc<dyn Clock>) -> Self {
+        let dbs = (0..config.databases.max(1))
+            .map(|_| Arc::new(Keyspace::new(config.shards)))
+            .collect();
+        Store {
+            dbs: ArcSwap::from_pointee(dbs),
+            clock,
+            admin: Mutex::new(()),
+            expire_cursor: AtomicUsize::new(0),
+        }
+    }
+
+    #[inline]
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn databases(&self) -> usize {
+        self.dbs.load().len()
+    }
+
+    /// A snapshot of the database table; index it with the SELECTed db.
+    #[inline]
+    pub fn dbs(&self) -> arc_swap::Guard<Arc<Vec<Arc<Keyspace>>>> {
+        self.dbs.load()
+    }
+
+    /// The database at `i`. Panics if out of range; SELECT validates indices.
+    pub fn db(&self, i: usize) -> Arc<Keyspace> {
+        Arc::clone(&self.dbs.load()[i])
+    }
+
+    /// Atomically exchanges two databases (SWAPDB).
+    pub fn swap_db(&self, a: usize, b: usize) {
+        let _g = self.admin.lock();
+        let mut v: Vec<Arc<Keyspace>> = self.dbs.load().as_ref().clone();
+        v.swap(a, b);
+        self.dbs.store(Arc::new(v));
+    }
+
+    pub fn flush_all(&self) {
+        let _g = self.admin.lock();
+        for db in self.dbs.load().iter() {
+            db.clear();
+        }
+    }
+
+    /// Bytes held by all databases.
+    pub fn used_memory(&self) -> usize {
+        self.dbs.load().iter().map(|d| d.used_memory()).sum()
+    }
+
+    pub fn stats(&self) -> ShardStats {
+        let mut t = ShardStats::default();
+        for db in self.dbs.load().iter() {
+            let s = db.stats();
+            t.hits += s.hits;
+            t.misses += s.misses;
+            t.expired += s.expired;
+        }
+        t
+    }
+
+    pub fn reset_stats(&self) {
+        for db in self.dbs.load().iter() {
+            db.reset_stats();
+        }
+    }
+
+    /// One active expiry cycle, as Redis's: visit shards round robin, sample
+    /// keys with a TTL, delete the expired ones, and stay on a shard while more
+    /// than a quarter of its sample had expired. Stops at `budget`.
+    pub fn active_expire_cycle(&self, samples: usize, budget: Duration) -> ExpireCycle {
+        let start = Instant::now();
+        let dbs = self.dbs.load();
+        let per_db = dbs.first().map(|d| d.shard_count()).unwrap_or(1);
+        let total = dbs.len() * per_db;
+        let mut out = ExpireCycle::default();
+        let first = self.expire_cursor.load(Ordering::Relaxed);
+        let mut visited = 0;
+        while visited < total {
+            let at = (first + visited) % total;
+            visited += 1;
+            let db = &dbs[at / per_db];
+            let now = self.now_ms();
+            loop {
+                let (seen, expired) = db.lock_shard(at % per_db).expire_step(now, samples);
+                out.sampled += seen;
+                out.expired += expired;
+                if seen == 0 || expired * 4 <= seen {
+                    break;
+                }
+                if start.elapsed() >= budget {
+                    break;
+                }
+            }
+            if start.elapsed() >= budget {
+                out.timed_out = true;
+                break;
+            }
+        }
+        self.expire_cursor
+            .store((first + visited) % total.max(1), Ordering::Relaxed);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

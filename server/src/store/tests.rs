@@ -1,0 +1,1 @@
+//! Model-based test of the store: random operations against a HashMap model.
