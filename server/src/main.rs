@@ -69,12 +69,17 @@ fn init_logging(config: &Config) {
         .and_then(|s| s.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(level));
     let registry = tracing_subscriber::registry().with(filter);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     match config.log_format {
         LogFormat::Json => registry
             .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
             .init(),
         LogFormat::Human => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr),
+            )
             .init(),
     }
 }

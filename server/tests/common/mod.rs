@@ -172,3 +172,20 @@ pub fn reply_len(b: &[u8]) -> Option<usize> {
     }
     Some(pos)
 }
+
+impl Raw {
+    /// Reads one reply, or whatever arrives before the server closes.
+    pub async fn read_to_close_or_reply(&mut self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        loop {
+            if reply_len(&buf).is_some() {
+                return buf;
+            }
+            let mut chunk = [0u8; 4096];
+            match tokio::time::timeout(WAIT, self.stream.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return buf,
+                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
