@@ -151,6 +151,12 @@ fn parse_num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
         .map_err(|_| "argument couldn't be parsed into an integer".to_string())
 }
 
+/// Parses an integer and checks Redis's bounds, so "-1" for an unsigned
+/// parameter gets the range message, as Redis answers, not a parse error.
+fn int_in(v: &str, lo: i64, hi: i64) -> Result<i64, String> {
+    in_range(parse_num::<i64>(v)?, lo, hi)
+}
+
 fn parse_mem(v: &str) -> Result<u64, String> {
     parse_memory(v).ok_or_else(|| "argument must be a memory value".to_string())
 }
@@ -208,7 +214,7 @@ pub static PARAMS: &[Param] = &[
         doc: "number of logical databases",
         get: |c| c.databases.to_string(),
         set: |c, v| {
-            c.databases = in_range(parse_num::<usize>(v)?, 1, 1_000_000)?;
+            c.databases = int_in(v, 1, 1_000_000)? as usize;
             Ok(())
         },
     },
@@ -218,7 +224,7 @@ pub static PARAMS: &[Param] = &[
         doc: "maximum simultaneous client connections",
         get: |c| c.maxclients.to_string(),
         set: |c, v| {
-            c.maxclients = in_range(parse_num::<usize>(v)?, 1, 1_000_000_000)?;
+            c.maxclients = int_in(v, 1, 1_000_000_000)? as usize;
             Ok(())
         },
     },
@@ -228,7 +234,7 @@ pub static PARAMS: &[Param] = &[
         doc: "close clients idle this many seconds (0 = never)",
         get: |c| c.timeout.to_string(),
         set: |c, v| {
-            c.timeout = in_range(parse_num::<u64>(v)?, 0, i32::MAX as u64)?;
+            c.timeout = int_in(v, 0, i32::MAX as i64)? as u64;
             Ok(())
         },
     },
@@ -238,7 +244,7 @@ pub static PARAMS: &[Param] = &[
         doc: "TCP keepalive interval in seconds (0 = off)",
         get: |c| c.tcp_keepalive.to_string(),
         set: |c, v| {
-            c.tcp_keepalive = in_range(parse_num::<u64>(v)?, 0, i32::MAX as u64)?;
+            c.tcp_keepalive = int_in(v, 0, i32::MAX as i64)? as u64;
             Ok(())
         },
     },
@@ -300,7 +306,7 @@ pub static PARAMS: &[Param] = &[
         doc: "active expiry effort, 1 (default) to 10",
         get: |c| c.active_expire_effort.to_string(),
         set: |c, v| {
-            c.active_expire_effort = in_range(parse_num::<u64>(v)?, 1, 10)?;
+            c.active_expire_effort = int_in(v, 1, 10)? as u64;
             Ok(())
         },
     },
@@ -341,7 +347,7 @@ pub static PARAMS: &[Param] = &[
         doc: "tokio worker threads (0 = one per core)",
         get: |c| c.worker_threads.to_string(),
         set: |c, v| {
-            c.worker_threads = in_range(parse_num::<usize>(v)?, 0, 1024)?;
+            c.worker_threads = int_in(v, 0, 1024)? as usize;
             Ok(())
         },
     },
@@ -351,7 +357,7 @@ pub static PARAMS: &[Param] = &[
         doc: "lock shards per database",
         get: |c| c.keyspace_shards.to_string(),
         set: |c, v| {
-            c.keyspace_shards = in_range(parse_num::<usize>(v)?, 1, 65536)?;
+            c.keyspace_shards = int_in(v, 1, 65536)? as usize;
             Ok(())
         },
     },
@@ -371,7 +377,7 @@ pub static PARAMS: &[Param] = &[
         doc: "entries kept in the SLOWLOG",
         get: |c| c.slowlog_max_len.to_string(),
         set: |c, v| {
-            c.slowlog_max_len = in_range(parse_num::<u64>(v)?, 0, i64::MAX as u64)?;
+            c.slowlog_max_len = int_in(v, 0, i64::MAX)? as u64;
             Ok(())
         },
     },
@@ -412,7 +418,7 @@ pub static PARAMS: &[Param] = &[
         doc: "keys sampled per eviction",
         get: |c| c.maxmemory_samples.to_string(),
         set: |c, v| {
-            c.maxmemory_samples = in_range(parse_num::<u64>(v)?, 1, 64)?;
+            c.maxmemory_samples = int_in(v, 1, 64)? as u64;
             Ok(())
         },
     },

@@ -119,37 +119,32 @@ impl CommandSpec {
             .collect()
     }
 
-    /// ACL categories, derived from flags plus the explicit ones.
+    /// ACL categories, derived from flags plus the explicit ones, in Redis's
+    /// category-bit order (which is the order COMMAND INFO prints).
     pub fn acl_categories(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.has(flags::WRITE) {
-            out.push("@write".to_string());
-        }
-        if self.has(flags::READONLY) {
-            out.push("@read".to_string());
-        }
-        if self.has(flags::ADMIN) {
-            out.push("@admin".to_string());
-            out.push("@dangerous".to_string());
-        }
-        if self.has(flags::PUBSUB) {
-            out.push("@pubsub".to_string());
-        }
-        if self.has(flags::FAST) {
-            out.push("@fast".to_string());
-        } else {
-            out.push("@slow".to_string());
-        }
-        if self.has(flags::BLOCKING) {
-            out.push("@blocking".to_string());
-        }
-        for c in self.categories {
-            let c = format!("@{c}");
-            if !out.contains(&c) {
-                out.push(c);
+        const ORDER: &[&str] = &[
+            "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string",
+            "bitmap", "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow",
+            "blocking", "dangerous", "connection", "transaction", "scripting",
+        ];
+        let mut cats: Vec<&str> = self.categories.to_vec();
+        let implied = [
+            (flags::WRITE, "write"),
+            (flags::READONLY, "read"),
+            (flags::ADMIN, "admin"),
+            (flags::ADMIN, "dangerous"),
+            (flags::PUBSUB, "pubsub"),
+            (flags::BLOCKING, "blocking"),
+        ];
+        for (f, c) in implied {
+            if self.has(f) {
+                cats.push(c);
             }
         }
-        out
+        cats.push(if self.has(flags::FAST) { "fast" } else { "slow" });
+        cats.sort_by_key(|c| ORDER.iter().position(|o| o == c).unwrap_or(ORDER.len()));
+        cats.dedup();
+        cats.into_iter().map(|c| format!("@{c}")).collect()
     }
 }
 
@@ -430,7 +425,7 @@ pub fn help_reply(out: &mut Out, cmd: &str, lines: &[&str]) {
     ));
     all.extend(lines.iter().map(|l| l.to_string()));
     all.push("HELP".to_string());
-    all.push("    Print this help.".to_string());
+    all.push("    Prints this help.".to_string());
     out.array(all.len());
     for l in all {
         out.simple(&l);

@@ -206,13 +206,14 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
 }
 
 /// CLIENT REPLY OFF/SKIP: drop the reply just written when the mode says so.
+/// As in Redis, a `CLIENT REPLY ON` right after `SKIP` turns skipping off
+/// before it replies, so its `+OK` is sent.
 fn apply_reply_mode(conn: &mut ConnState, before: ReplyMode, out: &mut Out, mark: usize) {
     match (before, conn.reply) {
         (ReplyMode::Skip, ReplyMode::Skip) => {
             out.truncate(mark);
             conn.reply = ReplyMode::On;
         }
-        (ReplyMode::Skip, _) => out.truncate(mark),
         (_, ReplyMode::Off) | (_, ReplyMode::Skip) => out.truncate(mark),
         _ => {}
     }

@@ -285,7 +285,11 @@ impl RequestParser {
     }
 
     fn parse_inline(&mut self, buf: &[u8]) -> Result<Parsed, ProtocolError> {
-        let Some(nl) = memchr(b'\n', buf) else {
+        // Redis looks for the newline with strchr(), which stops at a NUL
+        // byte: a NUL before the newline leaves the request incomplete until
+        // the inline size limit is hit.
+        let searchable = memchr(0, buf).unwrap_or(buf.len());
+        let Some(nl) = memchr(b'\n', &buf[..searchable]) else {
             if buf.len() > INLINE_MAX {
                 return Err(ProtocolError::BigInline);
             }
@@ -326,17 +330,23 @@ fn parse_len(s: &[u8]) -> Option<i64> {
     crate::util::parse_i64(s)
 }
 
+/// C's `isspace`: unlike `u8::is_ascii_whitespace` it includes vertical tab.
+fn is_c_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
 /// Splits an inline command line like Redis's `sdssplitargs`: whitespace
 /// separated, with "double quoted" (C escapes and \xHH) and 'single quoted' words.
+/// Like Redis, which works on a C string, the line ends at its first NUL byte.
 pub fn split_args(
     line: &[u8],
     out: &mut Vec<u8>,
     spans: &mut Vec<(usize, usize)>,
 ) -> Result<(), ProtocolError> {
     let mut i = 0;
-    let n = line.len();
+    let n = memchr(0, line).unwrap_or(line.len());
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while i < n && is_c_space(line[i]) {
             i += 1;
         }
         if i >= n {
@@ -371,7 +381,7 @@ pub fn split_args(
                     });
                 } else if c == b'"' {
                     // A closing quote must be followed by a space or the end.
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_c_space(line[i + 1]) {
                         return Err(ProtocolError::UnbalancedQuotes);
                     }
                     i += 1;
@@ -388,7 +398,7 @@ pub fn split_args(
                     i += 1;
                     out.push(b'\'');
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_c_space(line[i + 1]) {
                         return Err(ProtocolError::UnbalancedQuotes);
                     }
                     i += 1;
@@ -443,13 +453,19 @@ mod tests {
 
     #[test]
     fn multibulk_and_inline() {
-        let got = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\nset a \"b c\\x41\" 'd'\r\n").unwrap();
+        let got =
+            parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\nset a \"b c\\x41\" 'd'\r\n").unwrap();
         assert_eq!(
             got,
             vec![
                 vec![b"GET".to_vec(), b"k".to_vec()],
                 vec![b"PING".to_vec()],
-                vec![b"set".to_vec(), b"a".to_vec(), b"b cA".to_vec(), b"d".to_vec()],
+                vec![
+                    b"set".to_vec(),
+                    b"a".to_vec(),
+                    b"b cA".to_vec(),
+                    b"d".to_vec()
+                ],
             ]
         );
     }
@@ -459,7 +475,10 @@ mod tests {
         let input = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$10\r\n0123456789\r\n";
         let mut p = RequestParser::new(Limits::default());
         for end in 0..input.len() {
-            assert!(matches!(p.parse(&input[..end]).unwrap(), Parsed::Incomplete(_)));
+            assert!(matches!(
+                p.parse(&input[..end]).unwrap(),
+                Parsed::Incomplete(_)
+            ));
         }
         assert_eq!(p.parse(input).unwrap(), Parsed::Request(input.len()));
         assert_eq!(
@@ -505,7 +524,10 @@ mod tests {
             p.parse(b"*1\r\n$11\r\n"),
             Err(ProtocolError::InvalidBulkLength)
         );
-        assert_eq!(p.parse(b"*5\r\n"), Err(ProtocolError::InvalidMultibulkLength));
+        assert_eq!(
+            p.parse(b"*5\r\n"),
+            Err(ProtocolError::InvalidMultibulkLength)
+        );
         let long = vec![b'a'; INLINE_MAX + 1];
         assert_eq!(p.parse(&long), Err(ProtocolError::BigInline));
     }
@@ -514,6 +536,37 @@ mod tests {
     fn deep_nesting_is_rejected_without_recursion() {
         let input = b"*1\r\n".repeat(100_000);
         assert_eq!(parse_all(&input), Err(ProtocolError::ExpectedBulk('*')));
+    }
+
+    #[test]
+    fn inline_nul_like_redis() {
+        // A NUL before the newline hides the newline, as with Redis's strchr().
+        assert_eq!(
+            parse_all(b"ECHO a\0b c\r\n").unwrap(),
+            Vec::<Vec<Vec<u8>>>::new()
+        );
+        let mut long = b"ECHO a\0b\r\n".to_vec();
+        long.resize(INLINE_MAX + 1, b'x');
+        assert_eq!(parse_all(&long), Err(ProtocolError::BigInline));
+        // split_args itself stops at a NUL (it used to loop forever on one).
+        let (mut out, mut spans) = (Vec::new(), Vec::new());
+        split_args(b"SET a\0b c", &mut out, &mut spans).unwrap();
+        assert_eq!(spans.len(), 2);
+        assert_eq!(&out[spans[1].0..spans[1].1], b"a");
+        assert_eq!(
+            split_args(b"ECHO \"a\0\"", &mut out, &mut spans),
+            Err(ProtocolError::UnbalancedQuotes)
+        );
+    }
+
+    #[test]
+    fn inline_whitespace_is_c_isspace() {
+        // Vertical tab is skipped between arguments but does not end a word,
+        // and may follow a closing quote (checked against redis-server 7.0).
+        assert_eq!(
+            parse_all(b"\x0bECHO \x0bx\x0b \"y\"\x0b\r\n").unwrap(),
+            vec![vec![b"ECHO".to_vec(), b"x\x0b".to_vec(), b"y".to_vec()]]
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ type Model = Vec<HashMap<Vec<u8>, (Vec<u8>, u64)>>;
 
 fn key_name(k: u8) -> Vec<u8> {
     // Mix short (inline) and long (heap) keys.
-    if k % 3 == 0 {
+    if k.is_multiple_of(3) {
         format!("a-long-key-name-that-does-not-fit-inline-{k}").into_bytes()
     } else {
         format!("k{k}").into_bytes()
@@ -154,10 +154,10 @@ proptest! {
                     let (h, mut s) = ks.lock(&k);
                     match s.lookup(h, &k, now) {
                         Some(i) => {
-                            s.value_mut(i, |v| match v {
-                                Value::Str(b) => b.extend(&more),
-                                #[allow(unreachable_patterns)]
-                                _ => {}
+                            s.value_mut(i, |v| {
+                                if let Some(b) = v.as_str_mut() {
+                                    b.extend(&more);
+                                }
                             });
                             if let Some(e) = model[db].get_mut(&k) {
                                 e.0.extend_from_slice(&more);

@@ -43,6 +43,12 @@ impl Value {
         }
     }
 
+    pub fn as_str_mut(&mut self) -> Option<&mut CompactBytes> {
+        match self {
+            Value::Str(s) => Some(s),
+        }
+    }
+
     pub fn as_str(&self) -> Option<&CompactBytes> {
         match self {
             Value::Str(s) => Some(s),

@@ -26,8 +26,10 @@ impl TestNode {
 
     /// Starts with a config tweak (port is always 0).
     pub async fn start_with(f: impl FnOnce(&mut Config)) -> Self {
-        let mut c = Config::default();
-        c.port = 0;
+        let mut c = Config {
+            port: 0,
+            ..Config::default()
+        };
         f(&mut c);
         let handle = Node::start(c).await.expect("node starts");
         let addr = handle.addr();
@@ -36,8 +38,10 @@ impl TestNode {
 
     /// Starts with a manual clock the test advances.
     pub async fn start_with_clock(clock: Arc<ManualClock>) -> Self {
-        let mut c = Config::default();
-        c.port = 0;
+        let c = Config {
+            port: 0,
+            ..Config::default()
+        };
         let handle = Node::start_with_clock(c, clock).await.expect("node starts");
         let addr = handle.addr();
         TestNode { handle: Some(handle), addr }
