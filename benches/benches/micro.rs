@@ -12,7 +12,12 @@ fn pipeline(n: usize, value_len: usize) -> Vec<u8> {
     for i in 0..n {
         let k = format!("key:{i:012}");
         b.extend_from_slice(
-            format!("*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n", k.len(), v.len()).as_bytes(),
+            format!(
+                "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n",
+                k.len(),
+                v.len()
+            )
+            .as_bytes(),
         );
     }
     b
@@ -81,9 +86,17 @@ fn encode(c: &mut Criterion) {
 
 fn store(c: &mut Criterion) {
     let clock = ManualClock::new(1_000);
-    let store = Store::new(StoreConfig { databases: 1, shards: 64 }, clock);
+    let store = Store::new(
+        StoreConfig {
+            databases: 1,
+            shards: 64,
+        },
+        clock,
+    );
     let ks = store.db(0);
-    let keys: Vec<Vec<u8>> = (0..100_000).map(|i| format!("key:{i:012}").into_bytes()).collect();
+    let keys: Vec<Vec<u8>> = (0..100_000)
+        .map(|i| format!("key:{i:012}").into_bytes())
+        .collect();
     for k in &keys {
         let (h, mut s) = ks.lock(k);
         s.set(h, k, Value::str(b"xyz"), Ttl::At(0), 1_000);
@@ -95,7 +108,10 @@ fn store(c: &mut Criterion) {
             i = (i + 7919) % keys.len();
             let k = &keys[i];
             let (h, mut s) = ks.lock(k);
-            black_box(s.read(h, k, 1_000, true).map(|x| s.entry(x).value.heap_size()))
+            black_box(
+                s.read(h, k, 1_000, true)
+                    .map(|x| s.entry(x).value.heap_size()),
+            )
         })
     });
     g.bench_function("set_overwrite_100k", |b| {
@@ -111,10 +127,15 @@ fn store(c: &mut Criterion) {
             i = (i + 7919) % keys.len();
             let k = &keys[i];
             let (h, mut s) = ks.lock(k);
-            black_box(s.set(h, k, Value::str(b"abc"), Ttl::At(5_000_000), 1_000).is_some())
+            black_box(
+                s.set(h, k, Value::str(b"abc"), Ttl::At(5_000_000), 1_000)
+                    .is_some(),
+            )
         })
     });
-    g.bench_function("hash_key_16b", |b| b.iter(|| black_box(hash_key(black_box(b"key:000000012345")))));
+    g.bench_function("hash_key_16b", |b| {
+        b.iter(|| black_box(hash_key(black_box(b"key:000000012345"))))
+    });
     g.finish();
 }
 

@@ -264,8 +264,7 @@ pub static PARAMS: &[Param] = &[
         doc: "largest unparsed input buffered per client (bytes)",
         get: |c| c.client_query_buffer_limit.to_string(),
         set: |c, v| {
-            c.client_query_buffer_limit =
-                in_range(parse_mem(v)?, 1024 * 1024, i64::MAX as u64)?;
+            c.client_query_buffer_limit = in_range(parse_mem(v)?, 1024 * 1024, i64::MAX as u64)?;
             Ok(())
         },
     },
@@ -556,10 +555,11 @@ impl Config {
                 vals.push(rest[i].clone());
                 i += 1;
             }
-            cfg.set(name, &vals.join(" ")).map_err(|e| ConfigError::At {
-                source_name: format!("flag --{name}"),
-                error: Box::new(e),
-            })?;
+            cfg.set(name, &vals.join(" "))
+                .map_err(|e| ConfigError::At {
+                    source_name: format!("flag --{name}"),
+                    error: Box::new(e),
+                })?;
         }
         Ok(cfg)
     }
@@ -629,7 +629,10 @@ mod tests {
 
     #[test]
     fn multi_word_values() {
-        let c = Config::from_args_and_env(&args(&["--bind", "127.0.0.1", "::1", "--save", ""]), |_| None)
+        let c =
+            Config::from_args_and_env(&args(&["--bind", "127.0.0.1", "::1", "--save", ""]), |_| {
+                None
+            })
             .unwrap();
         assert_eq!(c.bind, vec!["127.0.0.1", "::1"]);
     }

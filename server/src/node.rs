@@ -371,11 +371,16 @@ impl NodeHandle {
     pub async fn shutdown(self, grace: Duration) -> bool {
         self.shared.shutdown.cancel();
         self.tracker.close();
-        let done = tokio::time::timeout(grace, self.tracker.wait()).await.is_ok();
+        let done = tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok();
         if done {
             tracing::info!("shut down cleanly");
         } else {
-            tracing::warn!(?grace, "shutdown grace period over with tasks still running");
+            tracing::warn!(
+                ?grace,
+                "shutdown grace period over with tasks still running"
+            );
         }
         done
     }

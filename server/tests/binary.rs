@@ -23,7 +23,14 @@ impl Drop for Server {
 
 fn start() -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_shoal-server"))
-        .args(["--port", "0", "--log-format", "json", "--worker-threads", "1"])
+        .args([
+            "--port",
+            "0",
+            "--log-format",
+            "json",
+            "--worker-threads",
+            "1",
+        ])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -53,15 +60,18 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
         if let Some(status) = child.try_wait().expect("try_wait") {
             return status;
         }
-        assert!(start.elapsed() < within, "server did not exit within {within:?}");
+        assert!(
+            start.elapsed() < within,
+            "server did not exit within {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn roundtrip(s: &mut TcpStream, req: &[u8], want: &[u8]) {
-    s.write_all(req).unwrap();
+    s.write_all(req).expect("write request");
     let mut buf = vec![0; want.len()];
-    s.read_exact(&mut buf).unwrap();
+    s.read_exact(&mut buf).expect("read reply");
     assert_eq!(buf, want);
 }
 
@@ -114,7 +124,13 @@ fn help_lists_parameters() {
         .expect("run");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for p in ["--port", "--bind", "--maxclients", "--requirepass", "SHOAL_"] {
+    for p in [
+        "--port",
+        "--bind",
+        "--maxclients",
+        "--requirepass",
+        "SHOAL_",
+    ] {
         assert!(text.contains(p), "help mentions {p}");
     }
 }

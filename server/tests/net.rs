@@ -13,7 +13,10 @@ async fn maxclients_refuses_extra_connections_with_an_error() {
     assert_eq!(a.cmd(&[b"PING"]).await, b"+PONG\r\n");
     assert_eq!(b.cmd(&[b"PING"]).await, b"+PONG\r\n");
     let mut c = node.raw().await;
-    assert_eq!(c.read_to_close().await, b"-ERR max number of clients reached\r\n");
+    assert_eq!(
+        c.read_to_close().await,
+        b"-ERR max number of clients reached\r\n"
+    );
     drop(a);
     // The slot frees once the server notices the close; retry within a bound.
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -24,7 +27,10 @@ async fn maxclients_refuses_extra_connections_with_an_error() {
         if got == b"+PONG\r\n" {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "slot never freed: {got:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "slot never freed: {got:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     node.stop().await;
@@ -38,7 +44,10 @@ async fn idle_clients_are_closed_after_timeout() {
     let start = std::time::Instant::now();
     assert_eq!(a.read_to_close().await, b"");
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(900), "closed too early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed too early: {took:?}"
+    );
     node.stop().await;
 }
 
@@ -60,7 +69,11 @@ async fn requirepass_demands_auth() {
     let hello = b
         .cmd(&[b"HELLO", b"3", b"AUTH", b"default", b"secret"])
         .await;
-    assert!(hello.starts_with(b"%7\r\n"), "{:?}", String::from_utf8_lossy(&hello));
+    assert!(
+        hello.starts_with(b"%7\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&hello)
+    );
     assert_eq!(b.cmd(&[b"GET", b"k"]).await, b"_\r\n");
     node.stop().await;
 }

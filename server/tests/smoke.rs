@@ -9,7 +9,11 @@ async fn ping_set_get() {
     assert_eq!(raw.cmd(&[b"SET", b"k", b"v"]).await, b"+OK\r\n");
     assert_eq!(raw.cmd(&[b"GET", b"k"]).await, b"$1\r\nv\r\n");
     let mut c = node.client().await;
-    let v: Option<String> = redis::cmd("GET").arg("k").query_async(&mut c).await.unwrap();
+    let v: Option<String> = redis::cmd("GET")
+        .arg("k")
+        .query_async(&mut c)
+        .await
+        .unwrap();
     assert_eq!(v.as_deref(), Some("v"));
     node.stop().await;
 }

@@ -13,32 +13,232 @@ pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
 const CONN: &[&str] = &["connection"];
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd!("ping", -1, FAST | NO_PAUSE, (0, 0, 0), CONN, "connection", "1.0.0", "Returns the server's liveliness response.", ping),
-    cmd!("echo", 2, FAST | NO_PAUSE, (0, 0, 0), CONN, "connection", "1.0.0", "Returns the given string.", echo),
-    cmd!("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | NO_PAUSE, (0, 0, 0), CONN, "connection", "6.0.0", "Handshakes with the Redis server.", hello),
-    cmd!("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | NO_PAUSE, (0, 0, 0), CONN, "connection", "1.0.0", "Authenticates the connection.", auth),
-    cmd!("select", 2, LOADING | STALE | FAST | NO_PAUSE, (0, 0, 0), CONN, "connection", "1.0.0", "Changes the selected database.", select),
-    cmd!("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | NO_PAUSE, (0, 0, 0), CONN, "connection", "1.0.0", "Closes the connection.", quit),
-    cmd!("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | NO_PAUSE, (0, 0, 0), CONN, "connection", "6.2.0", "Resets the connection.", reset),
+    cmd!(
+        "ping",
+        -1,
+        FAST | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "1.0.0",
+        "Returns the server's liveliness response.",
+        ping
+    ),
+    cmd!(
+        "echo",
+        2,
+        FAST | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "1.0.0",
+        "Returns the given string.",
+        echo
+    ),
+    cmd!(
+        "hello",
+        -1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "6.0.0",
+        "Handshakes with the Redis server.",
+        hello
+    ),
+    cmd!(
+        "auth",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "1.0.0",
+        "Authenticates the connection.",
+        auth
+    ),
+    cmd!(
+        "select",
+        2,
+        LOADING | STALE | FAST | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "1.0.0",
+        "Changes the selected database.",
+        select
+    ),
+    cmd!(
+        "quit",
+        -1,
+        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "1.0.0",
+        "Closes the connection.",
+        quit
+    ),
+    cmd!(
+        "reset",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "6.2.0",
+        "Resets the connection.",
+        reset
+    ),
     CommandSpec {
         subcommands: CLIENT_SUBS,
-        ..cmd!("client", -2, SKIP_SLOWLOG, (0, 0, 0), CONN, "connection", "2.4.0", "A container for client connection commands.", client_container)
+        ..cmd!(
+            "client",
+            -2,
+            SKIP_SLOWLOG,
+            (0, 0, 0),
+            CONN,
+            "connection",
+            "2.4.0",
+            "A container for client connection commands.",
+            client_container
+        )
     },
 ];
 
 static CLIENT_SUBS: &[CommandSpec] = &[
-    cmd!("client|id", 2, NOSCRIPT | LOADING | STALE | NO_PAUSE, (0, 0, 0), CONN, "connection", "5.0.0", "Returns the unique client ID of the connection.", client_id),
-    cmd!("client|setname", 3, NOSCRIPT | LOADING | STALE | NO_PAUSE, (0, 0, 0), CONN, "connection", "2.6.9", "Sets the connection name.", client_setname),
-    cmd!("client|getname", 2, NOSCRIPT | LOADING | STALE | NO_PAUSE, (0, 0, 0), CONN, "connection", "2.6.9", "Returns the name of the connection.", client_getname),
-    cmd!("client|setinfo", 4, NOSCRIPT | LOADING | STALE | NO_PAUSE, (0, 0, 0), CONN, "connection", "7.2.0", "Sets information specific to the client or connection.", client_setinfo),
-    cmd!("client|list", -2, ADMIN | NOSCRIPT | LOADING | STALE | NO_PAUSE, (0, 0, 0), CONN, "connection", "2.4.0", "Lists open connections.", client_list),
-    cmd!("client|info", 2, NOSCRIPT | LOADING | STALE | NO_PAUSE, (0, 0, 0), CONN, "connection", "6.2.0", "Returns information about the connection.", client_info),
-    cmd!("client|kill", -3, ADMIN | NOSCRIPT | LOADING | STALE | NO_PAUSE, (0, 0, 0), CONN, "connection", "2.4.0", "Terminates open connections.", client_kill),
-    cmd!("client|pause", -3, ADMIN | NOSCRIPT | LOADING | STALE | NO_PAUSE, (0, 0, 0), CONN, "connection", "3.0.0", "Suspends commands processing.", client_pause),
-    cmd!("client|unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE | NO_PAUSE, (0, 0, 0), CONN, "connection", "6.2.0", "Resumes processing commands from paused clients.", client_unpause),
-    cmd!("client|reply", 3, NOSCRIPT | LOADING | STALE | NO_PAUSE, (0, 0, 0), CONN, "connection", "3.2.0", "Instructs the server whether to reply to commands.", client_reply),
-    cmd!("client|no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE | NO_PAUSE, (0, 0, 0), CONN, "connection", "7.0.0", "Sets the client eviction mode of the connection.", client_no_evict),
-    cmd!("client|no-touch", 3, NOSCRIPT | LOADING | STALE | NO_PAUSE, (0, 0, 0), CONN, "connection", "7.2.0", "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", client_no_touch),
+    cmd!(
+        "client|id",
+        2,
+        NOSCRIPT | LOADING | STALE | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "5.0.0",
+        "Returns the unique client ID of the connection.",
+        client_id
+    ),
+    cmd!(
+        "client|setname",
+        3,
+        NOSCRIPT | LOADING | STALE | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "2.6.9",
+        "Sets the connection name.",
+        client_setname
+    ),
+    cmd!(
+        "client|getname",
+        2,
+        NOSCRIPT | LOADING | STALE | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "2.6.9",
+        "Returns the name of the connection.",
+        client_getname
+    ),
+    cmd!(
+        "client|setinfo",
+        4,
+        NOSCRIPT | LOADING | STALE | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "7.2.0",
+        "Sets information specific to the client or connection.",
+        client_setinfo
+    ),
+    cmd!(
+        "client|list",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "2.4.0",
+        "Lists open connections.",
+        client_list
+    ),
+    cmd!(
+        "client|info",
+        2,
+        NOSCRIPT | LOADING | STALE | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "6.2.0",
+        "Returns information about the connection.",
+        client_info
+    ),
+    cmd!(
+        "client|kill",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "2.4.0",
+        "Terminates open connections.",
+        client_kill
+    ),
+    cmd!(
+        "client|pause",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "3.0.0",
+        "Suspends commands processing.",
+        client_pause
+    ),
+    cmd!(
+        "client|unpause",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "6.2.0",
+        "Resumes processing commands from paused clients.",
+        client_unpause
+    ),
+    cmd!(
+        "client|reply",
+        3,
+        NOSCRIPT | LOADING | STALE | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "3.2.0",
+        "Instructs the server whether to reply to commands.",
+        client_reply
+    ),
+    cmd!(
+        "client|no-evict",
+        3,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "7.0.0",
+        "Sets the client eviction mode of the connection.",
+        client_no_evict
+    ),
+    cmd!(
+        "client|no-touch",
+        3,
+        NOSCRIPT | LOADING | STALE | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "7.2.0",
+        "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+        client_no_touch
+    ),
 ];
 
 fn ping(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
@@ -99,9 +299,8 @@ fn hello(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let mut proto = None;
     let mut i = 1;
     if args.len() >= 2 {
-        let v = crate::util::parse_i64(args.get(1)).ok_or_else(|| {
-            CmdError::msg("Protocol version is not an integer or out of range")
-        })?;
+        let v = crate::util::parse_i64(args.get(1))
+            .ok_or_else(|| CmdError::msg("Protocol version is not an integer or out of range"))?;
         if v != 2 && v != 3 {
             return Err(CmdError::Raw("NOPROTO unsupported protocol version".into()));
         }

@@ -123,9 +123,27 @@ impl CommandSpec {
     /// category-bit order (which is the order COMMAND INFO prints).
     pub fn acl_categories(&self) -> Vec<String> {
         const ORDER: &[&str] = &[
-            "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string",
-            "bitmap", "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow",
-            "blocking", "dangerous", "connection", "transaction", "scripting",
+            "keyspace",
+            "read",
+            "write",
+            "set",
+            "sortedset",
+            "list",
+            "hash",
+            "string",
+            "bitmap",
+            "hyperloglog",
+            "geo",
+            "stream",
+            "pubsub",
+            "admin",
+            "fast",
+            "slow",
+            "blocking",
+            "dangerous",
+            "connection",
+            "transaction",
+            "scripting",
         ];
         let mut cats: Vec<&str> = self.categories.to_vec();
         let implied = [
@@ -141,7 +159,11 @@ impl CommandSpec {
                 cats.push(c);
             }
         }
-        cats.push(if self.has(flags::FAST) { "fast" } else { "slow" });
+        cats.push(if self.has(flags::FAST) {
+            "fast"
+        } else {
+            "slow"
+        });
         cats.sort_by_key(|c| ORDER.iter().position(|o| o == c).unwrap_or(ORDER.len()));
         cats.dedup();
         cats.into_iter().map(|c| format!("@{c}")).collect()

@@ -194,11 +194,7 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
         if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER {
             rbuf = BytesMut::with_capacity(READ_CHUNK);
         }
-        conn.publish(
-            if out.resp3() { 3 } else { 2 },
-            rbuf.len(),
-            out.buf.len(),
-        );
+        conn.publish(if out.resp3() { 3 } else { 2 }, rbuf.len(), out.buf.len());
         if flush(shared, stream, &mut out).await.is_err() || close {
             return;
         }

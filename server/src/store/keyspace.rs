@@ -23,6 +23,14 @@ const HOLE: u64 = u64::MAX;
 /// Sentinel for "no free position".
 const NO_FREE: u32 = u32::MAX;
 
+/// The access clock keeps 24 bits of seconds, as Redis's LRU clock does; the
+/// high 8 bits of `Entry::access` hold encoding flags.
+const LRU_MASK: u32 = (1 << 24) - 1;
+/// The string was modified in place (APPEND, SETRANGE): OBJECT ENCODING says "raw".
+pub const ENC_RAW: u32 = 1 << 24;
+/// The string was written as a float (INCRBYFLOAT): never "int" encoded.
+pub const ENC_NOINT: u32 = 1 << 25;
+
 /// Hash of a key, used both to pick a shard and inside the shard's index.
 #[inline]
 pub fn hash_key(key: &[u8]) -> u64 {
@@ -60,9 +68,42 @@ impl Entry {
         self.expire_at != 0 && self.expire_at != HOLE && now > self.expire_at
     }
 
-    /// Seconds-resolution clock value of the last access.
+    /// Seconds-resolution clock value of the last access (24 bits, wraps like Redis's).
     pub fn access_clock(&self) -> u32 {
-        self.access
+        self.access & LRU_MASK
+    }
+
+    /// Seconds since the last access, allowing for the 24-bit clock wrapping.
+    pub fn idle_secs(&self, now_ms: u64) -> u64 {
+        let now = lru_clock(now_ms);
+        let then = self.access_clock();
+        if now >= then {
+            (now - then) as u64
+        } else {
+            (LRU_MASK - then + now + 1) as u64
+        }
+    }
+
+    /// Encoding flags (`ENC_*`) to carry along when the value moves (RENAME, MOVE, COPY).
+    pub fn encoding_flags(&self) -> u32 {
+        self.access & !LRU_MASK
+    }
+
+    /// The name OBJECT ENCODING answers: from the content, unless the way the
+    /// value was written fixes it (APPEND/SETRANGE make "raw", INCRBYFLOAT never "int").
+    pub fn encoding(&self) -> &'static str {
+        let flags = self.encoding_flags();
+        match &self.value {
+            Value::Str(_) if flags & ENC_RAW != 0 => "raw",
+            Value::Str(b) if flags & ENC_NOINT != 0 => {
+                if b.len() <= 44 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
+            v => v.encoding(),
+        }
     }
 
     /// Bytes this entry accounts for beyond its slot in the dense vector.
@@ -160,7 +201,8 @@ impl Shard {
             Some(i) => {
                 self.stats.hits += 1;
                 if touch {
-                    self.entries[i as usize].access = lru_clock(now);
+                    let e = &mut self.entries[i as usize];
+                    e.access = (e.access & !LRU_MASK) | lru_clock(now);
                 }
             }
             None => self.stats.misses += 1,
@@ -181,6 +223,12 @@ impl Shard {
         let after = e.value.heap_size();
         self.heap = self.heap + after - before;
         r
+    }
+
+    /// Replaces the encoding flags (`ENC_*`) of a live entry, keeping its access clock.
+    pub fn set_encoding_flags(&mut self, idx: u32, flags: u32) {
+        let e = &mut self.entries[idx as usize];
+        e.access = (e.access & LRU_MASK) | (flags & !LRU_MASK);
     }
 
     /// Sets (`at > 0`) or removes (`at == 0`) the expiry of a live entry.
@@ -218,7 +266,14 @@ impl Shard {
     }
 
     /// Inserts a key known to be absent; returns its position.
-    pub fn insert_new(&mut self, h: u64, key: &[u8], value: Value, expire_at: u64, now: u64) -> u32 {
+    pub fn insert_new(
+        &mut self,
+        h: u64,
+        key: &[u8],
+        value: Value,
+        expire_at: u64,
+        now: u64,
+    ) -> u32 {
         let entry = Entry {
             key: CompactBytes::new(key),
             value,
@@ -319,6 +374,11 @@ impl Shard {
             .map(|i| i as u32)
     }
 
+    /// Number of positions (live entries plus holes), the range of SCAN positions.
+    pub fn slots(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Visits live, unexpired entries from position `pos` until `budget`
     /// positions were looked at; returns the next position or `None` at the end.
     pub fn scan(
@@ -334,7 +394,11 @@ impl Shard {
                 f(e);
             }
         }
-        if end >= self.entries.len() { None } else { Some(end) }
+        if end >= self.entries.len() {
+            None
+        } else {
+            Some(end)
+        }
     }
 
     /// Visits every live, unexpired entry.
@@ -383,10 +447,10 @@ impl Shard {
     }
 }
 
-/// Seconds-resolution access clock (wraps after 136 years).
+/// Seconds-resolution access clock, 24 bits (wraps every 194 days, like Redis's).
 #[inline]
 pub fn lru_clock(now_ms: u64) -> u32 {
-    (now_ms / 1000) as u32
+    ((now_ms / 1000) as u32) & LRU_MASK
 }
 
 /// A logical database (SELECT index): shards chosen by key hash.
@@ -450,7 +514,10 @@ impl Keyspace {
         idx.sort_unstable();
         idx.dedup();
         MultiLock {
-            guards: idx.into_iter().map(|i| (i, self.shards[i].lock())).collect(),
+            guards: idx
+                .into_iter()
+                .map(|i| (i, self.shards[i].lock()))
+                .collect(),
             owner: self,
         }
     }
@@ -503,7 +570,11 @@ mod tests {
 
     #[test]
     fn entry_is_compact() {
-        assert!(std::mem::size_of::<Entry>() <= 64, "{}", std::mem::size_of::<Entry>());
+        assert!(
+            std::mem::size_of::<Entry>() <= 64,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
     }
 
     #[test]
@@ -511,7 +582,13 @@ mod tests {
         let mut s = Shard::new();
         for i in 0..5000u32 {
             let k = format!("k{i}");
-            s.set(hash_key(k.as_bytes()), k.as_bytes(), Value::str(b"v"), Ttl::Keep, 0);
+            s.set(
+                hash_key(k.as_bytes()),
+                k.as_bytes(),
+                Value::str(b"v"),
+                Ttl::Keep,
+                0,
+            );
         }
         assert_eq!(s.len(), 5000);
         for i in 0..4500u32 {
@@ -532,7 +609,13 @@ mod tests {
         for i in 0..100u32 {
             let k = format!("k{i}");
             let ttl = if i % 2 == 0 { Ttl::At(1000) } else { Ttl::Keep };
-            s.set(hash_key(k.as_bytes()), k.as_bytes(), Value::str(b"v"), ttl, 0);
+            s.set(
+                hash_key(k.as_bytes()),
+                k.as_bytes(),
+                Value::str(b"v"),
+                ttl,
+                0,
+            );
         }
         assert_eq!(s.volatile(), 50);
         assert!(s.lookup(hash_key(b"k0"), b"k0", 1000).is_some());

@@ -11,7 +11,9 @@ pub mod value;
 
 pub use self::bytes::CompactBytes;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use keyspace::{Entry, Keyspace, MultiLock, Shard, ShardStats, Ttl, hash_key};
+pub use keyspace::{
+    ENC_NOINT, ENC_RAW, Entry, Keyspace, MultiLock, Shard, ShardStats, Ttl, hash_key,
+};
 pub use value::Value;
 
 use arc_swap::ArcSwap;

@@ -11,12 +11,35 @@ use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Set { db: usize, key: u8, val: u8, ttl: Option<u16> },
-    SetKeepTtl { db: usize, key: u8, val: u8 },
-    Del { db: usize, key: u8 },
-    Expire { db: usize, key: u8, ttl: u16 },
-    Persist { db: usize, key: u8 },
-    Append { db: usize, key: u8, len: u8 },
+    Set {
+        db: usize,
+        key: u8,
+        val: u8,
+        ttl: Option<u16>,
+    },
+    SetKeepTtl {
+        db: usize,
+        key: u8,
+        val: u8,
+    },
+    Del {
+        db: usize,
+        key: u8,
+    },
+    Expire {
+        db: usize,
+        key: u8,
+        ttl: u16,
+    },
+    Persist {
+        db: usize,
+        key: u8,
+    },
+    Append {
+        db: usize,
+        key: u8,
+        len: u8,
+    },
     Advance(u16),
     ActiveExpire,
     SwapDb,
@@ -70,11 +93,20 @@ fn check(store: &Store, model: &Model, now: u64) -> Result<(), TestCaseError> {
             let got = shard.lookup(h, &key, now).map(|i| {
                 let e = shard.entry(i);
                 (
-                    e.value.as_str().map(|s| s.as_slice().to_vec()).unwrap_or_default(),
+                    e.value
+                        .as_str()
+                        .map(|s| s.as_slice().to_vec())
+                        .unwrap_or_default(),
                     e.expire_at().unwrap_or(0),
                 )
             });
-            prop_assert_eq!(got, want, "db {} key {:?}", db, String::from_utf8_lossy(&key));
+            prop_assert_eq!(
+                got,
+                want,
+                "db {} key {:?}",
+                db,
+                String::from_utf8_lossy(&key)
+            );
         }
         let live_count = m.values().filter(|(_, at)| *at == 0 || now <= *at).count();
         prop_assert!(ks.len() >= live_count);
@@ -201,7 +233,13 @@ proptest! {
 #[test]
 fn used_memory_returns_after_delete() {
     let clock = ManualClock::new(0);
-    let store = Store::new(StoreConfig { databases: 1, shards: 4 }, clock);
+    let store = Store::new(
+        StoreConfig {
+            databases: 1,
+            shards: 4,
+        },
+        clock,
+    );
     let base = store.used_memory();
     let ks = store.db(0);
     let big = vec![b'v'; 1000];
@@ -218,5 +256,8 @@ fn used_memory_returns_after_delete() {
         s.remove(h, k.as_bytes(), 0);
     }
     let after = store.used_memory();
-    assert!(after < full / 10, "memory returned after deletes: {after} vs {full}");
+    assert!(
+        after < full / 10,
+        "memory returned after deletes: {after} vs {full}"
+    );
 }

@@ -33,7 +33,10 @@ impl TestNode {
         f(&mut c);
         let handle = Node::start(c).await.expect("node starts");
         let addr = handle.addr();
-        TestNode { handle: Some(handle), addr }
+        TestNode {
+            handle: Some(handle),
+            addr,
+        }
     }
 
     /// Starts with a manual clock the test advances.
@@ -44,7 +47,10 @@ impl TestNode {
         };
         let handle = Node::start_with_clock(c, clock).await.expect("node starts");
         let addr = handle.addr();
-        TestNode { handle: Some(handle), addr }
+        TestNode {
+            handle: Some(handle),
+            addr,
+        }
     }
 
     pub async fn client(&self) -> redis::aio::MultiplexedConnection {
@@ -62,7 +68,10 @@ impl TestNode {
 
     pub async fn stop(mut self) {
         if let Some(h) = self.handle.take() {
-            assert!(h.shutdown(WAIT).await, "node shut down within the grace period");
+            assert!(
+                h.shutdown(WAIT).await,
+                "node shut down within the grace period"
+            );
         }
     }
 }
@@ -96,7 +105,12 @@ impl Raw {
         let mut buf = Vec::new();
         loop {
             if let Some(n) = reply_len(&buf) {
-                assert_eq!(n, buf.len(), "read exactly one reply: {:?}", String::from_utf8_lossy(&buf));
+                assert_eq!(
+                    n,
+                    buf.len(),
+                    "read exactly one reply: {:?}",
+                    String::from_utf8_lossy(&buf)
+                );
                 return buf;
             }
             let mut chunk = [0u8; 65536];
@@ -104,7 +118,11 @@ impl Raw {
                 .await
                 .expect("reply in time")
                 .expect("read");
-            assert!(n > 0, "connection closed while waiting for a reply; got {:?}", String::from_utf8_lossy(&buf));
+            assert!(
+                n > 0,
+                "connection closed while waiting for a reply; got {:?}",
+                String::from_utf8_lossy(&buf)
+            );
             buf.extend_from_slice(&chunk[..n]);
         }
     }
