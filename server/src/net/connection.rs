@@ -112,6 +112,10 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
 
         let mut start = 0;
         let mut close = false;
+        // Bytes the unfinished request still needs; reserved after the
+        // consumed bytes are released, so BytesMut can reuse their space
+        // instead of reallocating.
+        let mut grow = 0;
         loop {
             let buf = &rbuf[start..];
             let parsed = parser.parse(buf);
@@ -173,13 +177,7 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
                 }
                 Ok(Parsed::Empty(n)) => start += n,
                 Ok(Parsed::Incomplete(need)) => {
-                    // Grow towards a large bulk's size, doubling at most, so a
-                    // client announcing a huge bulk cannot make us reserve it upfront.
-                    let have = rbuf.len() - start;
-                    if need > have {
-                        let more = (need - have).min(have.max(READ_CHUNK));
-                        rbuf.reserve(more);
-                    }
+                    grow = need.saturating_sub(rbuf.len() - start);
                     break;
                 }
                 Err(e) => {
@@ -191,6 +189,11 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
             }
         }
         rbuf.advance(start);
+        if grow > 0 {
+            // Grow towards a large bulk's size, doubling at most, so a client
+            // announcing a huge bulk cannot make us reserve it upfront.
+            rbuf.reserve(grow.min(rbuf.len().max(READ_CHUNK)));
+        }
         if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER {
             rbuf = BytesMut::with_capacity(READ_CHUNK);
         }

@@ -2,10 +2,9 @@
 //!
 //! A key or value of up to 22 bytes needs no heap allocation and the whole
 //! type is 24 bytes, which keeps an entry of the keyspace at 64 bytes. Longer
-//! strings use a `ThinVec` (one pointer; length and capacity in the heap
-//! header), so APPEND grows them in amortised O(1).
-
-use thin_vec::ThinVec;
+//! strings written whole (SET) are an exact-size `Box<[u8]>`, copied with one
+//! memcpy; a string grown in place (APPEND, SETRANGE) becomes a boxed `Vec`
+//! so repeated appends are amortised O(1), as Redis's sds preallocation.
 
 /// Longest string stored inline.
 pub const INLINE_CAP: usize = 22;
@@ -13,7 +12,8 @@ pub const INLINE_CAP: usize = 22;
 #[derive(Clone)]
 pub enum CompactBytes {
     Inline { len: u8, data: [u8; INLINE_CAP] },
-    Heap(ThinVec<u8>),
+    Heap(Box<[u8]>),
+    Growable(Box<Vec<u8>>),
 }
 
 impl Default for CompactBytes {
@@ -36,9 +36,7 @@ impl CompactBytes {
                 data,
             }
         } else {
-            let mut v = ThinVec::with_capacity(s.len());
-            v.extend_from_slice(s);
-            CompactBytes::Heap(v)
+            CompactBytes::Heap(Box::from(s))
         }
     }
 
@@ -46,7 +44,8 @@ impl CompactBytes {
     pub fn as_slice(&self) -> &[u8] {
         match self {
             CompactBytes::Inline { len, data } => &data[..*len as usize],
-            CompactBytes::Heap(v) => v,
+            CompactBytes::Heap(b) => b,
+            CompactBytes::Growable(v) => v.as_slice(),
         }
     }
 
@@ -54,7 +53,8 @@ impl CompactBytes {
     pub fn len(&self) -> usize {
         match self {
             CompactBytes::Inline { len, .. } => *len as usize,
-            CompactBytes::Heap(v) => v.len(),
+            CompactBytes::Heap(b) => b.len(),
+            CompactBytes::Growable(v) => v.len(),
         }
     }
 
@@ -62,33 +62,41 @@ impl CompactBytes {
         self.len() == 0
     }
 
-    /// Appends, moving to the heap when the inline space is exceeded.
-    pub fn extend(&mut self, more: &[u8]) {
+    /// The bytes as a growable vector (moving them there if needed).
+    fn growable(&mut self, at_least: usize) -> &mut Vec<u8> {
+        if !matches!(self, CompactBytes::Growable(_)) {
+            let cur = self.as_slice();
+            let mut v = Vec::with_capacity(at_least.max(2 * cur.len()));
+            v.extend_from_slice(cur);
+            *self = CompactBytes::Growable(Box::new(v));
+        }
         match self {
-            CompactBytes::Inline { len, data } if *len as usize + more.len() <= INLINE_CAP => {
-                let l = *len as usize;
+            CompactBytes::Growable(v) => v,
+            _ => unreachable!("converted to Growable just above"),
+        }
+    }
+
+    /// Appends, moving to a growable heap buffer when the inline space is exceeded.
+    pub fn extend(&mut self, more: &[u8]) {
+        if let CompactBytes::Inline { len, data } = self {
+            let l = *len as usize;
+            if l + more.len() <= INLINE_CAP {
                 data[l..l + more.len()].copy_from_slice(more);
                 *len += more.len() as u8;
+                return;
             }
-            CompactBytes::Inline { len, data } => {
-                let l = *len as usize;
-                let mut v = ThinVec::with_capacity((l + more.len()).max(2 * l));
-                v.extend_from_slice(&data[..l]);
-                v.extend_from_slice(more);
-                *self = CompactBytes::Heap(v);
-            }
-            CompactBytes::Heap(v) => v.extend_from_slice(more),
         }
+        let total = self.len() + more.len();
+        self.growable(total).extend_from_slice(more);
     }
 
     /// Mutable access to the bytes, resized to `new_len` (zero-filled).
     pub fn resize(&mut self, new_len: usize) -> &mut [u8] {
-        if new_len > INLINE_CAP
-            && let CompactBytes::Inline { len, data } = self
-        {
-            let mut v = ThinVec::with_capacity(new_len);
-            v.extend_from_slice(&data[..*len as usize]);
-            *self = CompactBytes::Heap(v);
+        let stays_inline = matches!(self, CompactBytes::Inline { .. }) && new_len <= INLINE_CAP;
+        if !stays_inline {
+            let v = self.growable(new_len);
+            v.resize(new_len, 0);
+            return &mut v[..];
         }
         match self {
             CompactBytes::Inline { len, data } => {
@@ -99,10 +107,7 @@ impl CompactBytes {
                 *len = new_len as u8;
                 &mut data[..new_len]
             }
-            CompactBytes::Heap(v) => {
-                v.resize(new_len, 0);
-                &mut v[..]
-            }
+            _ => unreachable!("checked to be inline above"),
         }
     }
 
@@ -111,8 +116,8 @@ impl CompactBytes {
     pub fn heap_size(&self) -> usize {
         match self {
             CompactBytes::Inline { .. } => 0,
-            // ThinVec header (len + cap) plus capacity.
-            CompactBytes::Heap(v) => 16 + v.capacity(),
+            CompactBytes::Heap(b) => b.len(),
+            CompactBytes::Growable(v) => std::mem::size_of::<Vec<u8>>() + v.capacity(),
         }
     }
 }
@@ -141,7 +146,8 @@ mod tests {
         assert_eq!(b.as_slice(), b"hello world");
         b.extend(&[b'x'; 30]);
         assert_eq!(b.len(), 41);
-        assert!(matches!(b, CompactBytes::Heap(_)));
+        assert!(matches!(b, CompactBytes::Growable(_)));
+        assert!(matches!(CompactBytes::new(&[1; 23]), CompactBytes::Heap(_)));
         let mut c = CompactBytes::new(b"ab");
         c.resize(5)[4] = b'z';
         assert_eq!(c.as_slice(), b"ab\0\0z");
