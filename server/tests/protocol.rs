@@ -6,82 +6,10 @@
 
 mod common;
 
+use common::redis_server::start_redis;
 use common::{Raw, TestNode, WAIT, encode, reply_len};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A `redis-server` child process, killed (by PID) and reaped on drop.
-struct RedisServer {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Starts `redis-server` on a free port (asked from the OS), with bounded
-/// waits; `None` when it is not installed.
-async fn start_redis() -> Option<RedisServer> {
-    let bin = find_on_path("redis-server")?;
-    for _ in 0..5 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new(&bin)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(std::env::temp_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let mut server = RedisServer {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if server.child.try_wait().ok().flatten().is_some() {
-                break;
-            }
-            if let Ok(Ok(mut s)) = tokio::time::timeout(
-                Duration::from_secs(1),
-                tokio::net::TcpStream::connect(server.addr),
-            )
-            .await
-            {
-                let mut buf = [0u8; 7];
-                let ok = tokio::time::timeout(Duration::from_secs(1), async {
-                    s.write_all(b"PING\r\n").await?;
-                    s.read_exact(&mut buf).await
-                })
-                .await;
-                if matches!(ok, Ok(Ok(_))) && &buf == b"+PONG\r\n" {
-                    return Some(server);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    panic!("redis-server did not answer PING in time");
-}
 
 /// Quoted bytes, shortened for assertion messages.
 fn show(b: &[u8]) -> String {

@@ -2,6 +2,8 @@
 //! with the `redis` crate or raw RESP bytes. Every wait is bounded.
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use shoal::store::ManualClock;
 use shoal::{Config, Node, NodeHandle};
 use std::net::SocketAddr;
