@@ -491,10 +491,13 @@ impl Keyspace {
         self.shards.len()
     }
 
-    /// Which shard a hash lives in (high bits; the index uses the low ones).
+    /// Which shard a hash lives in. The shard's index uses the low bits (bucket)
+    /// and the top 7 bits (probe tag) of the same hash, so the shard comes from
+    /// bits 20..52: taking the top bits would give every key in a shard nearly
+    /// the same tag and turn each probe into key comparisons.
     #[inline]
     pub fn shard_of(&self, h: u64) -> usize {
-        (((h >> 32) * self.shards.len() as u64) >> 32) as usize
+        ((((h >> 20) as u32 as u64) * self.shards.len() as u64) >> 32) as usize
     }
 
     /// Locks the shard of `key`; returns the key's hash with the guard.
@@ -567,6 +570,24 @@ impl Keyspace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shard_choice_leaves_the_probe_tag_spread() {
+        // Keys of one shard must still differ in the top 7 bits (hashbrown's tag).
+        let ks = Keyspace::new(64);
+        let mut tags = std::collections::HashSet::new();
+        for i in 0..10_000u32 {
+            let h = hash_key(format!("key:{i}").as_bytes());
+            if ks.shard_of(h) == 0 {
+                tags.insert(h >> 57);
+            }
+        }
+        assert!(
+            tags.len() > 64,
+            "only {} distinct tags in shard 0",
+            tags.len()
+        );
+    }
 
     #[test]
     fn entry_is_compact() {
