@@ -36,17 +36,17 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Handlers first: a SIGTERM that arrives once the node says "ready" must
+    // take the graceful path, not the default action that kills the process.
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
     let node = shoal::Node::start(config)
         .await
         .context("cannot start the node")?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot install the SIGTERM handler")?;
     tokio::select! {
         _ = term.recv() => tracing::info!("received SIGTERM, shutting down"),
-        r = tokio::signal::ctrl_c() => {
-            r.context("cannot listen for SIGINT")?;
-            tracing::info!("received SIGINT, shutting down");
-        }
+        _ = int.recv() => tracing::info!("received SIGINT, shutting down"),
         _ = node.shutdown_requested() => tracing::info!("SHUTDOWN requested"),
     }
     node.shutdown(GRACE).await;
