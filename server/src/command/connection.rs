@@ -1,6 +1,6 @@
 //! Connection commands: PING ECHO HELLO AUTH SELECT QUIT RESET and CLIENT.
 
-use super::{Action, CmdError, CmdResult, CommandSpec, Ctx, arg_i64, flags::*, help_reply, is};
+use super::{Action, CmdError, CmdResult, CommandSpec, Ctx, arg_db, container_help, flags::*, is};
 use crate::cmd;
 use crate::net::client::{ClientHandle, ReplyMode};
 use crate::protocol::{Args, Proto};
@@ -364,11 +364,7 @@ fn hello(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 fn select(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let idx = arg_i64(args.get(1))?;
-    if idx < 0 || idx as usize >= ctx.shared.store.databases() {
-        return Err(CmdError::DbIndex);
-    }
-    ctx.conn.db = idx as usize;
+    ctx.conn.db = arg_db(ctx, args.get(1))?;
     ctx.out.ok();
     Ok(())
 }
@@ -394,10 +390,10 @@ fn reset(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 }
 
 fn client_container(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    if is(args.get(1), "help") && args.len() == 2 {
-        help_reply(
+    if is(args.get(1), "help") {
+        return container_help(
             ctx.out,
-            "CLIENT",
+            args,
             &[
                 "CACHING (YES|NO)",
                 "    Not supported.",
@@ -430,7 +426,6 @@ fn client_container(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
                 "    Will not touch LRU/LFU stats when this mode is on.",
             ],
         );
-        return Ok(());
     }
     Err(super::unknown_sub(args))
 }

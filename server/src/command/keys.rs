@@ -1,7 +1,7 @@
 //! Generic key commands: DEL EXISTS TYPE EXPIRE TTL SCAN RENAME COPY MOVE
 //! OBJECT, and the whole-database ones (DBSIZE FLUSHDB FLUSHALL SWAPDB).
 
-use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_i64, flags::*, help_reply, is};
+use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_db, arg_i64, container_help, flags::*, is};
 use crate::cmd;
 use crate::protocol::Args;
 use crate::store::{Keyspace, Shard, Ttl, Value, hash_key};
@@ -54,21 +54,6 @@ static OBJECT_SUBS: &[CommandSpec] = &[
     cmd!("object|refcount", 3, READONLY, (2, 2, 1), KS, "generic", "2.2.3", "Returns the reference count of a value of a key.", object_refcount),
     cmd!("object|help", 2, LOADING | STALE, (0, 0, 0), KS, "generic", "6.2.0", "Returns helpful text about the different subcommands.", object_container),
 ];
-
-/// Parses a database index argument as Redis's `getIntFromObjectOrReply`
-/// plus `selectDb`: not an int -> "not an integer", out of range -> DB index error.
-fn db_index(ctx: &Ctx<'_>, a: &[u8]) -> Result<usize, CmdError> {
-    let v = arg_i64(a)?;
-    if i32::try_from(v).is_err() {
-        return Err(CmdError::msg(
-            "value is out of range, value must between -2147483648 and 2147483647",
-        ));
-    }
-    if v < 0 || v as usize >= ctx.shared.store.databases() {
-        return Err(CmdError::DbIndex);
-    }
-    Ok(v as usize)
-}
 
 fn same_object() -> CmdError {
     CmdError::msg("source and destination objects are the same")
@@ -519,7 +504,7 @@ fn copy(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         if is(opt, "replace") {
             replace = true;
         } else if is(opt, "db") && i + 1 < args.len() {
-            target = db_index(ctx, args.get(i + 1))?;
+            target = arg_db(ctx, args.get(i + 1))?;
             i += 1;
         } else {
             return Err(CmdError::Syntax);
@@ -564,7 +549,7 @@ fn copy(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 fn move_cmd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let key = args.get(1);
-    let target = db_index(ctx, args.get(2))?;
+    let target = arg_db(ctx, args.get(2))?;
     if target == ctx.conn.db {
         return Err(same_object());
     }
@@ -605,12 +590,9 @@ fn touch(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 /// OBJECT HELP (the dispatcher routes HELP to the container).
 fn object_container(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if is(args.get(1), "help") {
-        if args.len() != 2 {
-            return Err(CmdError::Arity("object|help".into()));
-        }
-        help_reply(
+        return container_help(
             ctx.out,
-            "OBJECT",
+            args,
             &[
                 "ENCODING <key>",
                 "    Return the kind of internal representation used in order to store the value",
@@ -626,7 +608,6 @@ fn object_container(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
                 "    <key>.",
             ],
         );
-        return Ok(());
     }
     Err(super::unknown_sub(args))
 }

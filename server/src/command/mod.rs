@@ -439,6 +439,32 @@ pub fn truncate_lossy(b: &[u8], max: usize) -> String {
     String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
 }
 
+/// `<CONTAINER> HELP` for container commands: HELP takes no arguments (the
+/// error names `container|help`, as Redis's), then the reply of [`help_reply`].
+pub fn container_help(out: &mut Out, args: &Args<'_>, lines: &[&str]) -> CmdResult {
+    let name = String::from_utf8_lossy(args.get(0)).to_ascii_lowercase();
+    if args.len() != 2 {
+        return Err(CmdError::Arity(format!("{name}|help")));
+    }
+    help_reply(out, &name.to_ascii_uppercase(), lines);
+    Ok(())
+}
+
+/// A database index argument (SELECT, MOVE, COPY DB, SWAPDB): Redis's int-range error for values
+/// outside i32, then "DB index is out of range" for indices we do not have.
+pub fn arg_db(ctx: &Ctx<'_>, a: &[u8]) -> Result<usize, CmdError> {
+    let v = arg_i64(a)?;
+    if i32::try_from(v).is_err() {
+        return Err(CmdError::msg(
+            "value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
+    if v < 0 || v as usize >= ctx.shared.store.databases() {
+        return Err(CmdError::DbIndex);
+    }
+    Ok(v as usize)
+}
+
 /// Writes a HELP reply: the header line then one status line per entry.
 pub fn help_reply(out: &mut Out, cmd: &str, lines: &[&str]) {
     let mut all = Vec::with_capacity(lines.len() + 3);

@@ -18,7 +18,8 @@
 //! redis-server 7.0.15 and prints the parsed RESP3 replies in this form.
 
 use super::{
-    Action, CmdError, CmdResult, CommandSpec, CommandTable, Ctx, arg_i64, flags::*, help_reply, is,
+    Action, CmdError, CmdResult, CommandSpec, CommandTable, Ctx, arg_i64, container_help, flags::*,
+    help_reply, is,
 };
 use crate::cmd;
 use crate::node::Shared;
@@ -436,14 +437,6 @@ static FUNCTION_SUBS: &[CommandSpec] = &[
 use super::connection::REDIS_COMPAT_VERSION;
 
 // ---------------------------------------------------------------- helpers
-
-/// HELP with arguments answers Redis's arity error for `<container>|help`.
-fn help_arity(args: &Args<'_>, container: &str) -> Result<(), CmdError> {
-    if args.len() != 2 {
-        return Err(CmdError::Arity(format!("{container}|help")));
-    }
-    Ok(())
-}
 
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -907,10 +900,9 @@ fn info_section(ctx: &Ctx<'_>, name: &str, s: &mut String) {
 
 fn config_container(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if is(args.get(1), "help") {
-        help_arity(args, "config")?;
-        help_reply(
+        return container_help(
             ctx.out,
-            "CONFIG",
+            args,
             &[
                 "GET <pattern>",
                 "    Return parameters matching the glob-like <pattern> and their values.",
@@ -922,7 +914,6 @@ fn config_container(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
                 "    Rewrite the configuration file.",
             ],
         );
-        return Ok(());
     }
     Err(super::unknown_sub(args))
 }
@@ -1153,10 +1144,9 @@ fn command(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Ok(());
     }
     if is(args.get(1), "help") {
-        help_arity(args, "command")?;
-        help_reply(
+        return container_help(
             ctx.out,
-            "COMMAND",
+            args,
             &[
                 "(no subcommand)",
                 "    Return details about all Redis commands.",
@@ -1178,7 +1168,6 @@ fn command(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
                 "    Return the keys and the access flags from a full Redis command.",
             ],
         );
-        return Ok(());
     }
     Err(super::unknown_sub(args))
 }
@@ -1481,10 +1470,9 @@ fn lastsave(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 
 fn memory_container(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if is(args.get(1), "help") {
-        help_arity(args, "memory")?;
-        help_reply(
+        return container_help(
             ctx.out,
-            "MEMORY",
+            args,
             &[
                 "STATS",
                 "    Return information about the memory usage of the server.",
@@ -1493,7 +1481,6 @@ fn memory_container(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
                 "    sampled up to <count> times (default: 5, 0 means sample all).",
             ],
         );
-        return Ok(());
     }
     Err(super::unknown_sub(args))
 }
@@ -1591,10 +1578,9 @@ fn memory_stats(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 
 fn slowlog_container(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if is(args.get(1), "help") {
-        help_arity(args, "slowlog")?;
-        help_reply(
+        return container_help(
             ctx.out,
-            "SLOWLOG",
+            args,
             &[
                 "GET [<count>]",
                 "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
@@ -1607,7 +1593,6 @@ fn slowlog_container(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
                 "    Reset the slowlog.",
             ],
         );
-        return Ok(());
     }
     Err(super::unknown_sub(args))
 }
@@ -1769,10 +1754,9 @@ fn serialized_len(v: &crate::store::Value) -> usize {
 
 fn function_container(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if is(args.get(1), "help") {
-        help_arity(args, "function")?;
-        help_reply(
+        return container_help(
             ctx.out,
-            "FUNCTION",
+            args,
             &[
                 "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
                 "    Return general information on all the libraries:",
@@ -1790,7 +1774,6 @@ fn function_container(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
                 "    * SYNC: Synchronously flush the libraries.",
             ],
         );
-        return Ok(());
     }
     Err(super::unknown_sub(args))
 }
