@@ -157,23 +157,44 @@ impl SlowLog {
 #[derive(Debug)]
 pub struct Monitor {
     tx: broadcast::Sender<Bytes>,
+    /// Live subscriptions. Checked on every command: an atomic load, where
+    /// `Sender::receiver_count` would take the channel's mutex.
+    listeners: Arc<AtomicUsize>,
+}
+
+/// A MONITOR subscription; leaving MONITOR (drop) stops the feed's formatting work.
+#[derive(Debug)]
+pub struct MonitorSub {
+    pub rx: broadcast::Receiver<Bytes>,
+    listeners: Arc<AtomicUsize>,
+}
+
+impl Drop for MonitorSub {
+    fn drop(&mut self) {
+        self.listeners.fetch_sub(1, Relaxed);
+    }
 }
 
 impl Monitor {
     fn new() -> Self {
         Monitor {
             tx: broadcast::channel(4096).0,
+            listeners: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Bytes> {
-        self.tx.subscribe()
+    pub fn subscribe(&self) -> MonitorSub {
+        self.listeners.fetch_add(1, Relaxed);
+        MonitorSub {
+            rx: self.tx.subscribe(),
+            listeners: Arc::clone(&self.listeners),
+        }
     }
 
     /// Formats the command as Redis does (`+ts [db addr] "arg" ...`) if anyone listens.
     #[inline]
     pub fn feed(&self, now_ms: u64, conn: &ConnState, args: &Args<'_>) {
-        if self.tx.receiver_count() == 0 {
+        if self.listeners.load(Relaxed) == 0 {
             return;
         }
         let mut line = format!(

@@ -289,6 +289,19 @@ async fn monitor_sees_other_clients() {
 }
 
 #[tokio::test]
+async fn reset_leaves_monitor_mode() {
+    let node = TestNode::start().await;
+    let mut mon = node.raw().await;
+    let mut other = node.raw().await;
+    assert_eq!(cmd(&mut mon, "MONITOR").await, b"+OK\r\n");
+    assert_eq!(cmd(&mut mon, "RESET").await, b"+RESET\r\n");
+    assert_eq!(cmd(&mut other, "SET foo bar").await, b"+OK\r\n");
+    // A still-monitoring connection would get the SET line before PONG.
+    assert_eq!(cmd(&mut mon, "PING").await, b"+PONG\r\n");
+    node.stop().await;
+}
+
+#[tokio::test]
 async fn debug_and_misc() {
     let node = TestNode::start().await;
     let mut r = node.raw().await;

@@ -20,11 +20,9 @@
 mod common;
 
 use common::redis_server::start_redis;
-use common::{Raw, TestNode, WAIT, encode, reply_len};
+use common::{Raw, TestNode, encode, reply_len};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-
-use tokio::io::AsyncReadExt;
 
 /// One script line.
 struct Line {
@@ -70,39 +68,6 @@ fn parse_script(text: &str) -> Vec<Line> {
     lines
 }
 
-/// Reads one reply with a bounded wait; `Err` describes a timeout or close.
-async fn read_one(raw: &mut Raw) -> Result<Vec<u8>, String> {
-    let mut buf = Vec::new();
-    loop {
-        if let Some(n) = reply_len(&buf) {
-            if n != buf.len() {
-                return Err(format!(
-                    "more than one reply arrived: {}",
-                    shoal::util_repr(&buf)
-                ));
-            }
-            return Ok(buf);
-        }
-        let mut chunk = [0u8; 65536];
-        match tokio::time::timeout(WAIT, raw.stream.read(&mut chunk)).await {
-            Err(_) => {
-                return Err(format!(
-                    "<no reply within {WAIT:?}; got {}>",
-                    shoal::util_repr(&buf)
-                ));
-            }
-            Ok(Err(e)) => return Err(format!("<read error: {e}>")),
-            Ok(Ok(0)) => {
-                return Err(format!(
-                    "<connection closed; got {}>",
-                    shoal::util_repr(&buf)
-                ));
-            }
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
 /// Runs a script on a fresh connection; one entry per line (None = no reply expected).
 /// Stops at the first line that gets no reply (the connection state is unknown then).
 /// The first entry is the reply to the setup `FLUSHALL`.
@@ -129,7 +94,7 @@ async fn run_script(
             replies.push(Ok(None));
             continue;
         }
-        match read_one(&mut raw).await {
+        match raw.try_read_reply().await {
             Ok(r) => replies.push(Ok(Some(r))),
             Err(e) => {
                 replies.push(Err(e));

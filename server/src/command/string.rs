@@ -38,15 +38,6 @@ fn str_of(v: &Value) -> Result<&CompactBytes, CmdError> {
     v.as_str().ok_or(CmdError::WrongType)
 }
 
-/// Mutable access to a string value; callers have already checked the type.
-fn str_mut(v: &mut Value) -> Option<&mut CompactBytes> {
-    match v {
-        Value::Str(s) => Some(s),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
-}
-
 /// Largest string APPEND and SETRANGE may build (`proto-max-bulk-len`).
 fn max_len(ctx: &Ctx<'_>) -> u64 {
     ctx.shared.config.read().proto_max_bulk_len
@@ -394,7 +385,7 @@ fn append(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
                 return Err(too_big());
             }
             shard.value_mut(i, |v| {
-                if let Some(s) = str_mut(v) {
+                if let Some(s) = v.as_str_mut() {
                     s.extend(more);
                 }
             });
@@ -608,7 +599,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             let end = offset as usize + val.len();
             let new_len = cur.max(end);
             shard.value_mut(i, |v| {
-                if let Some(s) = str_mut(v) {
+                if let Some(s) = v.as_str_mut() {
                     s.resize(new_len)[offset as usize..end].copy_from_slice(val);
                 }
             });

@@ -6,7 +6,7 @@
 
 use crate::command::{Action, Ctx};
 use crate::net::client::{ConnState, ReplyMode};
-use crate::node::Shared;
+use crate::node::{MonitorSub, Shared};
 use crate::protocol::{Limits, Out, Parsed, Proto, RequestParser};
 use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;
@@ -64,7 +64,7 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
     let mut parser = RequestParser::new(cached.limits);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Out::new(Proto::Resp2);
-    let mut monitor: Option<broadcast::Receiver<bytes::Bytes>> = None;
+    let mut monitor: Option<MonitorSub> = None;
     let kill = conn.handle.kill.clone();
     loop {
         if shared.config_epoch.load(Relaxed) != cached.epoch {
@@ -154,6 +154,10 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
                     };
                     crate::exec::execute(&mut ctx, &args);
                     apply_reply_mode(conn, before, &mut out, mark);
+                    if !conn.monitor {
+                        // RESET leaves MONITOR mode: stop the stream too.
+                        monitor = None;
+                    }
                     start += n;
                     if let Some(action) = conn.action.take() {
                         match action {
@@ -259,11 +263,11 @@ async fn sleep_or_forever(d: Option<Duration>) {
 
 /// Next MONITOR line; pending forever when not monitoring. Lagging monitors
 /// skip what they missed rather than slowing the server.
-async fn recv_monitor(rx: &mut Option<broadcast::Receiver<bytes::Bytes>>) -> Option<bytes::Bytes> {
-    match rx {
+async fn recv_monitor(sub: &mut Option<MonitorSub>) -> Option<bytes::Bytes> {
+    match sub {
         None => std::future::pending().await,
-        Some(r) => loop {
-            match r.recv().await {
+        Some(s) => loop {
+            match s.rx.recv().await {
                 Ok(b) => return Some(b),
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return None,

@@ -104,28 +104,43 @@ impl Raw {
 
     /// Reads exactly one complete RESP reply (any type, nested aggregates included).
     pub async fn read_reply(&mut self) -> Vec<u8> {
+        match self.try_read_reply().await {
+            Ok(reply) => reply,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Like `read_reply`, but says what went wrong instead of panicking, so a
+    /// caller can collect failures (the differential suite reports them all).
+    pub async fn try_read_reply(&mut self) -> Result<Vec<u8>, String> {
         let mut buf = Vec::new();
         loop {
             if let Some(n) = reply_len(&buf) {
-                assert_eq!(
-                    n,
-                    buf.len(),
-                    "read exactly one reply: {:?}",
-                    String::from_utf8_lossy(&buf)
-                );
-                return buf;
+                if n != buf.len() {
+                    return Err(format!(
+                        "more than one reply arrived: {}",
+                        shoal::util_repr(&buf)
+                    ));
+                }
+                return Ok(buf);
             }
             let mut chunk = [0u8; 65536];
-            let n = tokio::time::timeout(WAIT, self.stream.read(&mut chunk))
-                .await
-                .expect("reply in time")
-                .expect("read");
-            assert!(
-                n > 0,
-                "connection closed while waiting for a reply; got {:?}",
-                String::from_utf8_lossy(&buf)
-            );
-            buf.extend_from_slice(&chunk[..n]);
+            match tokio::time::timeout(WAIT, self.stream.read(&mut chunk)).await {
+                Err(_) => {
+                    return Err(format!(
+                        "<no reply within {WAIT:?}; got {}>",
+                        shoal::util_repr(&buf)
+                    ));
+                }
+                Ok(Err(e)) => return Err(format!("<read error: {e}>")),
+                Ok(Ok(0)) => {
+                    return Err(format!(
+                        "<connection closed; got {}>",
+                        shoal::util_repr(&buf)
+                    ));
+                }
+                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            }
         }
     }
 
