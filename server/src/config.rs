@@ -63,6 +63,83 @@ pub struct Config {
     pub maxmemory_samples: u64,
     /// Working directory for data files.
     pub dir: String,
+    /// Hashes with more fields than this leave the packed (listpack) encoding.
+    pub hash_max_listpack_entries: usize,
+    /// Hashes with a field or value longer than this leave the packed encoding.
+    pub hash_max_listpack_value: usize,
+    /// Sorted sets with more members than this become a skiplist.
+    pub zset_max_listpack_entries: usize,
+    /// Sorted sets with a member longer than this become a skiplist.
+    pub zset_max_listpack_value: usize,
+    /// Sets of integers up to this many members stay an intset.
+    pub set_max_intset_entries: usize,
+    /// Lists: positive = entries per packed node, negative = node size class (-2 = 8 KiB).
+    pub list_max_listpack_size: i64,
+    /// Keyspace notification classes (`notify-keyspace-events` letters, see [`crate::notify`]).
+    pub notify_keyspace_events: u32,
+    /// `client-output-buffer-limit`: per class (normal, replica, pubsub) hard
+    /// bytes, soft bytes, soft seconds.
+    pub client_output_buffer_limit: [OutputLimit; 3],
+}
+
+/// One class of `client-output-buffer-limit` (0 = no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutputLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_secs: u64,
+}
+
+/// Class names of `client-output-buffer-limit`, in index order.
+pub const OUTPUT_CLASSES: [&str; 3] = ["normal", "replica", "pubsub"];
+
+fn format_output_limits(l: &[OutputLimit; 3]) -> String {
+    let names = ["normal", "slave", "pubsub"];
+    let mut s = String::new();
+    for (i, c) in l.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        let _ = write!(s, "{} {} {} {}", names[i], c.hard, c.soft, c.soft_secs);
+    }
+    s
+}
+
+fn parse_output_limits(cur: &[OutputLimit; 3], v: &str) -> Result<[OutputLimit; 3], String> {
+    let words: Vec<&str> = v.split_whitespace().collect();
+    if words.is_empty() || !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut out = *cur;
+    for w in words.chunks(4) {
+        let class = match w[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into());
+            }
+        };
+        let hard = parse_memory(w[1]);
+        let soft = parse_memory(w[2]);
+        let secs = w[3].parse::<u64>().ok();
+        match (hard, soft, secs) {
+            (Some(hard), Some(soft), Some(soft_secs)) => {
+                out[class] = OutputLimit {
+                    hard,
+                    soft,
+                    soft_secs,
+                }
+            }
+            _ => {
+                return Err(
+                    "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+                        .into(),
+                );
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl Default for Config {
@@ -90,6 +167,26 @@ impl Default for Config {
             maxmemory_policy: "noeviction".into(),
             maxmemory_samples: 5,
             dir: ".".into(),
+            hash_max_listpack_entries: 128,
+            hash_max_listpack_value: 64,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            list_max_listpack_size: -2,
+            notify_keyspace_events: 0,
+            client_output_buffer_limit: [
+                OutputLimit::default(),
+                OutputLimit {
+                    hard: 256 << 20,
+                    soft: 64 << 20,
+                    soft_secs: 60,
+                },
+                OutputLimit {
+                    hard: 32 << 20,
+                    soft: 8 << 20,
+                    soft_secs: 60,
+                },
+            ],
         }
     }
 }
@@ -457,6 +554,88 @@ pub static PARAMS: &[Param] = &[
             } else {
                 Ok(())
             }
+        },
+    },
+    Param {
+        name: "hash-max-listpack-entries",
+        mutable: true,
+        doc: "hashes with more fields leave the packed encoding",
+        get: |c| c.hash_max_listpack_entries.to_string(),
+        set: |c, v| {
+            c.hash_max_listpack_entries = int_in(v, 0, i64::MAX)? as usize;
+            Ok(())
+        },
+    },
+    Param {
+        name: "hash-max-listpack-value",
+        mutable: true,
+        doc: "hashes with a longer field or value leave the packed encoding",
+        get: |c| c.hash_max_listpack_value.to_string(),
+        set: |c, v| {
+            c.hash_max_listpack_value = int_in(v, 0, i64::MAX)? as usize;
+            Ok(())
+        },
+    },
+    Param {
+        name: "zset-max-listpack-entries",
+        mutable: true,
+        doc: "sorted sets with more members become a skiplist",
+        get: |c| c.zset_max_listpack_entries.to_string(),
+        set: |c, v| {
+            c.zset_max_listpack_entries = int_in(v, 0, i64::MAX)? as usize;
+            Ok(())
+        },
+    },
+    Param {
+        name: "zset-max-listpack-value",
+        mutable: true,
+        doc: "sorted sets with a longer member become a skiplist",
+        get: |c| c.zset_max_listpack_value.to_string(),
+        set: |c, v| {
+            c.zset_max_listpack_value = int_in(v, 0, i64::MAX)? as usize;
+            Ok(())
+        },
+    },
+    Param {
+        name: "set-max-intset-entries",
+        mutable: true,
+        doc: "sets of integers up to this size stay an intset",
+        get: |c| c.set_max_intset_entries.to_string(),
+        set: |c, v| {
+            c.set_max_intset_entries = int_in(v, 0, i64::MAX)? as usize;
+            Ok(())
+        },
+    },
+    Param {
+        name: "list-max-listpack-size",
+        mutable: true,
+        doc: "list node size: entries if positive, size class if negative (-2 = 8 KiB)",
+        get: |c| c.list_max_listpack_size.to_string(),
+        set: |c, v| {
+            c.list_max_listpack_size = int_in(v, -5, i64::MAX)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "notify-keyspace-events",
+        mutable: true,
+        doc: "keyspace notification classes (Redis flag letters, e.g. KEA)",
+        get: |c| crate::notify::format(c.notify_keyspace_events),
+        set: |c, v| {
+            c.notify_keyspace_events = crate::notify::parse(v).ok_or_else(|| {
+                "Invalid event class character. Use 'Ag$lshzxeKEtmd'.".to_string()
+            })?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "client-output-buffer-limit",
+        mutable: true,
+        doc: "per client class: hard soft soft-seconds (pubsub 32mb 8mb 60)",
+        get: |c| format_output_limits(&c.client_output_buffer_limit),
+        set: |c, v| {
+            c.client_output_buffer_limit = parse_output_limits(&c.client_output_buffer_limit, v)?;
+            Ok(())
         },
     },
 ];

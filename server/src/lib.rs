@@ -14,6 +14,7 @@ pub mod config;
 pub mod exec;
 pub mod net;
 pub mod node;
+pub mod notify;
 pub mod protocol;
 pub mod store;
 pub mod util;

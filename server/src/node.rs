@@ -280,6 +280,8 @@ pub struct Shared {
     pub listening: Mutex<Vec<SocketAddr>>,
     /// Active expiry can be turned off by DEBUG SET-ACTIVE-EXPIRE 0.
     pub active_expire: std::sync::atomic::AtomicBool,
+    /// `notify-keyspace-events` flags, mirrored from the config for the hot path.
+    pub notify_flags: std::sync::atomic::AtomicU32,
 }
 
 impl Shared {
@@ -292,6 +294,7 @@ impl Shared {
             clock,
         );
         let started_unix_ms = unix_ms();
+        let notify_flags = config.notify_keyspace_events;
         Shared {
             store,
             commands: CommandTable::new(),
@@ -308,7 +311,19 @@ impl Shared {
             run_id: random_hex(40),
             listening: Mutex::new(Vec::new()),
             active_expire: std::sync::atomic::AtomicBool::new(true),
+            notify_flags: std::sync::atomic::AtomicU32::new(notify_flags),
         }
+    }
+
+    /// Publishes a keyspace event if its class is enabled (see [`crate::notify`]).
+    #[inline]
+    pub fn notify_keyspace(&self, db: usize, class: u32, event: &str, key: &[u8]) {
+        let flags = self.notify_flags.load(Relaxed);
+        if flags & class == 0 || flags & (crate::notify::KEYSPACE | crate::notify::KEYEVENT) == 0 {
+            return;
+        }
+        // Publishing arrives with pub/sub.
+        let _ = (db, event, key);
     }
 
     /// The port clients reach us on (first bound address).

@@ -243,7 +243,21 @@ async fn differential(name: &str) {
 }
 
 /// The scripts; `every_script_has_a_test` keeps this list and the directory in sync.
-const SCRIPTS: &[&str] = &["strings", "keys", "connection", "errors", "server"];
+const SCRIPTS: &[&str] = &[
+    "strings",
+    "keys",
+    "connection",
+    "errors",
+    "server",
+    "hash",
+    "list",
+    "set",
+    "zset",
+    "bitmap",
+    "sort",
+    "pubsub",
+    "tx",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diff_strings() {
@@ -268,6 +282,46 @@ async fn diff_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diff_server() {
     differential("server").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_hash() {
+    differential("hash").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_list() {
+    differential("list").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_set() {
+    differential("set").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_zset() {
+    differential("zset").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_bitmap() {
+    differential("bitmap").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_sort() {
+    differential("sort").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_pubsub() {
+    differential("pubsub").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_tx() {
+    differential("tx").await;
 }
 
 #[test]

@@ -4,10 +4,18 @@
 //! The same table drives dispatch, arity checks, COMMAND INFO/COUNT/LIST/
 //! GETKEYS and key extraction, so what COMMAND reports is what runs.
 
+pub mod bitmap;
 pub mod connection;
+pub mod hash;
 pub mod keys;
+pub mod list;
+pub mod pubsub;
 pub mod server;
+pub mod set;
+pub mod sort;
 pub mod string;
+pub mod tx;
+pub mod zset;
 
 use crate::net::client::ConnState;
 use crate::node::Shared;
@@ -232,7 +240,7 @@ impl CmdError {
 }
 
 /// What the connection must do after a command, beyond sending its reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Send the replies so far, then close (QUIT, CLIENT KILL of self).
     Close,
@@ -242,6 +250,18 @@ pub enum Action {
     Sleep(std::time::Duration),
     /// Start streaming executed commands to this client (MONITOR).
     Monitor,
+    /// Block until one of the keys can serve the command, or the timeout
+    /// (BLPOP ...); the command is run again when a key becomes ready.
+    Block(BlockOn),
+}
+
+/// What a blocking command waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockOn {
+    /// Keys (in the connection's database) whose change may serve the command.
+    pub keys: Vec<Vec<u8>>,
+    /// `None` blocks forever (timeout 0).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Everything a handler may touch.
@@ -271,6 +291,45 @@ impl Ctx<'_> {
     pub fn dirty(&self, n: u64) {
         self.shared.stats.dirty(n);
     }
+
+    /// A keyspace event (Redis's notifyKeyspaceEvent) for `key` in the
+    /// selected database; `class` is one of [`crate::notify`]'s flags.
+    /// Costs one atomic load when notifications are off.
+    #[inline]
+    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
+        self.shared.notify_keyspace(self.conn.db, class, event, key);
+    }
+
+    /// Whether a blocking command may block now: not inside MULTI/EXEC and
+    /// not while being re-run to serve a blocked client.
+    #[inline]
+    pub fn may_block(&self) -> bool {
+        !self.conn.no_block
+    }
+
+    /// Blocks the client on `keys` (call only when [`Ctx::may_block`]); the
+    /// handler writes no reply: it is run again when a key is ready, or the
+    /// connection answers the timeout with a null array.
+    pub fn block(&mut self, keys: Vec<Vec<u8>>, timeout: Option<std::time::Duration>) -> CmdResult {
+        self.conn.action = Some(Action::Block(BlockOn { keys, timeout }));
+        Ok(())
+    }
+}
+
+/// A blocking command's timeout argument in seconds (fractions allowed):
+/// `None` for 0 (forever), Redis's errors for bad or negative values.
+pub fn arg_timeout(a: &[u8]) -> Result<Option<std::time::Duration>, CmdError> {
+    let secs = crate::util::parse_f64(a)
+        .filter(|f| f.is_finite())
+        .ok_or_else(|| CmdError::msg("timeout is not a float or out of range"))?;
+    if secs < 0.0 {
+        return Err(CmdError::msg("timeout is negative"));
+    }
+    let ms = (secs * 1000.0).ceil();
+    if ms > (i64::MAX / 2) as f64 {
+        return Err(CmdError::msg("timeout is out of range"));
+    }
+    Ok((ms > 0.0).then(|| std::time::Duration::from_millis(ms as u64)))
 }
 
 /// Per-command counters for INFO commandstats, metrics and COMMAND.
@@ -322,6 +381,14 @@ impl CommandTable {
             keys::COMMANDS,
             connection::COMMANDS,
             server::COMMANDS,
+            list::COMMANDS,
+            hash::COMMANDS,
+            set::COMMANDS,
+            zset::COMMANDS,
+            bitmap::COMMANDS,
+            sort::COMMANDS,
+            pubsub::COMMANDS,
+            tx::COMMANDS,
         ];
         let mut t = CommandTable {
             by_name: hashbrown::HashMap::new(),

@@ -993,6 +993,9 @@ fn config_set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             .slowlog
             .max_len
             .store(cfg.slowlog_max_len as usize, Relaxed);
+        shared
+            .notify_flags
+            .store(cfg.notify_keyspace_events, Relaxed);
     }
     let max = shared.slowlog.max_len.load(Relaxed);
     shared.slowlog.entries.lock().truncate(max);

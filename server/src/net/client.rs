@@ -133,6 +133,9 @@ pub struct ConnState {
     /// Set by a handler; the connection acts on it after the reply is queued.
     pub action: Option<Action>,
     pub monitor: bool,
+    /// Blocking commands answer at once instead of blocking (inside EXEC,
+    /// or when re-run to serve a blocked client).
+    pub no_block: bool,
 }
 
 impl ConnState {
@@ -153,6 +156,7 @@ impl ConnState {
             reply: ReplyMode::On,
             action: None,
             monitor: false,
+            no_block: false,
         }
     }
 

@@ -180,6 +180,10 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
                                 monitor = Some(shared.monitor.subscribe());
                                 conn.monitor = true;
                             }
+                            Action::Block(_) => {
+                                // Blocking arrives with the blocking registry.
+                                out.null_array();
+                            }
                         }
                     }
                     if out.buf.len() >= FLUSH_AT && flush(shared, stream, &mut out).await.is_err() {

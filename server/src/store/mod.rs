@@ -6,8 +6,14 @@
 
 pub mod bytes;
 pub mod clock;
+pub mod dense;
+pub mod hash;
 pub mod keyspace;
+pub mod list;
+pub mod pack;
+pub mod set;
 pub mod value;
+pub mod zset;
 
 pub use self::bytes::CompactBytes;
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -1,0 +1,6 @@
+//! Bitmap commands (being filled in; registered in command/mod.rs).
+
+use super::CommandSpec;
+
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,6 @@
+//! Transaction commands (being filled in; registered in command/mod.rs).
+
+use super::CommandSpec;
+
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[];
