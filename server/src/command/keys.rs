@@ -290,7 +290,7 @@ fn keys(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 /// Parses a SCAN cursor like Redis's `strtoul` use: optional sign (a minus
 /// wraps), decimal digits, nothing else; no leading space; overflow rejected.
-fn parse_cursor(b: &[u8]) -> Option<u64> {
+pub fn parse_cursor(b: &[u8]) -> Option<u64> {
     if b.is_empty() {
         return Some(0);
     }

@@ -546,3 +546,59 @@ pub fn help_reply(out: &mut Out, cmd: &str, lines: &[&str]) {
         out.simple(&l);
     }
 }
+
+/// Options of HSCAN, SSCAN and ZSCAN (`<cmd> key cursor [MATCH p] [COUNT n]`).
+#[derive(Debug, Clone, Copy)]
+pub struct ScanOpts<'a> {
+    pub cursor: u64,
+    pub count: usize,
+    /// `None` matches everything (`MATCH *` is dropped).
+    pub pattern: Option<&'a [u8]>,
+}
+
+impl ScanOpts<'_> {
+    /// Whether an element passes MATCH.
+    #[inline]
+    pub fn matches(&self, elem: &[u8]) -> bool {
+        self.pattern
+            .is_none_or(|p| crate::util::glob_match(p, elem, false))
+    }
+}
+
+/// Parses the cursor at `args[2]` and the options after it, with Redis's errors.
+pub fn parse_scan_opts<'a>(args: &'a Args<'_>) -> Result<ScanOpts<'a>, CmdError> {
+    let cursor = keys::parse_cursor(args.get(2)).ok_or_else(|| CmdError::msg("invalid cursor"))?;
+    let mut opts = ScanOpts {
+        cursor,
+        count: 10,
+        pattern: None,
+    };
+    let mut i = 3;
+    while i < args.len() {
+        let opt = args.get(i);
+        if i + 1 >= args.len() {
+            return Err(CmdError::Syntax);
+        }
+        if is(opt, "count") {
+            let c = arg_i64(args.get(i + 1))?;
+            if c < 1 {
+                return Err(CmdError::Syntax);
+            }
+            opts.count = usize::try_from(c).unwrap_or(usize::MAX);
+        } else if is(opt, "match") {
+            let p = args.get(i + 1);
+            opts.pattern = (p != b"*").then_some(p);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    Ok(opts)
+}
+
+/// The SCAN-family reply: `[cursor, [elements...]]`.
+pub fn scan_reply<'a>(out: &mut Out, next: u64, items: impl ExactSizeIterator<Item = &'a [u8]>) {
+    out.array(2);
+    out.bulk(itoa::Buffer::new().format(next).as_bytes());
+    out.bulks(items);
+}
