@@ -4,8 +4,8 @@
 //! Architecture Invariant: no handler is called from anywhere else, so checks
 //! added here (auth, routing, OOM, MULTI queuing) apply to every command.
 
-use crate::command::{CmdError, CommandSpec, Ctx, flags, truncate_lossy};
-use crate::protocol::Args;
+use crate::command::{CmdError, CommandSpec, Ctx, flags, truncate_lossy, tx};
+use crate::protocol::{Args, OwnedArgs};
 use std::time::Instant;
 
 /// Looks up the command (resolving container subcommands) without running it.
@@ -63,14 +63,35 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &Args<'_>) {
         }
     };
     if !spec.arity_ok(args.len()) {
-        reject(ctx, CmdError::Arity(spec.name.to_string()));
+        let e = CmdError::Arity(spec.name.to_string());
+        if spec.name == "exec" {
+            exec_abort(ctx, e);
+        } else {
+            reject(ctx, e);
+        }
         return;
     }
     if !ctx.conn.authenticated && !spec.has(flags::NO_AUTH) {
         reject(ctx, CmdError::NoAuth);
         return;
     }
+    if ctx.conn.multi.is_some() && !tx::is_multi_control(spec) {
+        if spec.has(flags::NO_MULTI) {
+            reject(
+                ctx,
+                CmdError::msg("Command not allowed inside a transaction"),
+            );
+            return;
+        }
+        if let Some(m) = ctx.conn.multi.as_mut() {
+            m.queued.push(OwnedArgs::from_args(args));
+        }
+        ctx.out.simple("QUEUED");
+        return;
+    }
     ctx.conn.last_cmd = spec.name;
+    // EXEC takes the whole gate itself; commands inside it already run under it.
+    let gate = (!ctx.conn.in_exec && spec.name != "exec").then(|| shared.gate.read(ctx.conn.id));
     let start = Instant::now();
     let mark = ctx.out.mark();
     let result = (spec.handler)(ctx, args);
@@ -78,21 +99,52 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &Args<'_>) {
     let stat = &shared.commands.stats()[idx];
     stat.record(took, result.is_ok());
     shared.stats.command();
+    let ok = result.is_ok();
     if let Err(e) = result {
         ctx.out.truncate(mark);
         ctx.out.error(&e.to_string());
         shared.stats.error_reply();
     }
+    if ok && spec.has(flags::WRITE) && shared.blocking.blocked() > 0 {
+        let db = ctx.conn.db;
+        for p in spec.key_positions(args.len()) {
+            ctx.conn.ready.push((db, args.get(p).to_vec()));
+        }
+    }
+    drop(gate);
     if !spec.has(flags::SKIP_SLOWLOG) {
         shared.slowlog.maybe_record(took, args, ctx.conn);
     }
     if !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
         shared.monitor.feed(ctx.now, ctx.conn, args);
     }
+    // Blocked clients are served after the command (after the whole EXEC),
+    // before this connection runs anything else, as Redis does.
+    if !ctx.conn.ready.is_empty() && !ctx.conn.in_exec && !ctx.conn.serving {
+        let ready = std::mem::take(&mut ctx.conn.ready);
+        shared.blocking.serve(shared, ready);
+    }
+}
+
+/// A refused EXEC ends the transaction with the refusal as its reason.
+fn exec_abort(ctx: &mut Ctx<'_>, e: CmdError) {
+    ctx.shared.stats.error_reply();
+    ctx.shared.stats.rejected_call();
+    ctx.conn.multi = None;
+    tx::unwatch_all(ctx.conn);
+    let msg = e.to_string();
+    let reason = msg.strip_prefix("ERR ").unwrap_or(&msg);
+    ctx.out.error(&format!(
+        "EXECABORT Transaction discarded because of: {reason}"
+    ));
 }
 
 fn reject(ctx: &mut Ctx<'_>, e: CmdError) {
     ctx.shared.stats.error_reply();
     ctx.shared.stats.rejected_call();
     ctx.out.error(&e.to_string());
+    // A refused command inside MULTI makes EXEC fail (EXECABORT).
+    if let Some(m) = ctx.conn.multi.as_mut() {
+        m.dirty = true;
+    }
 }

@@ -9,6 +9,7 @@
 //! - [`net`]: listeners and the per-connection loop;
 //! - [`node`]: wiring, background tasks and shutdown; [`config`]: settings.
 
+pub mod blocking;
 pub mod command;
 pub mod config;
 pub mod exec;

@@ -282,6 +282,10 @@ pub struct Shared {
     pub active_expire: std::sync::atomic::AtomicBool,
     /// `notify-keyspace-events` flags, mirrored from the config for the hot path.
     pub notify_flags: std::sync::atomic::AtomicU32,
+    /// Makes EXEC atomic (see `command/tx.rs`).
+    pub gate: crate::command::tx::Gate,
+    /// Clients blocked in BLPOP and friends.
+    pub blocking: crate::blocking::Blocking,
 }
 
 impl Shared {
@@ -312,6 +316,8 @@ impl Shared {
             listening: Mutex::new(Vec::new()),
             active_expire: std::sync::atomic::AtomicBool::new(true),
             notify_flags: std::sync::atomic::AtomicU32::new(notify_flags),
+            gate: Default::default(),
+            blocking: Default::default(),
         }
     }
 

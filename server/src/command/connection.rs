@@ -239,6 +239,17 @@ static CLIENT_SUBS: &[CommandSpec] = &[
         "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
         client_no_touch
     ),
+    cmd!(
+        "client|unblock",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_PAUSE,
+        (0, 0, 0),
+        CONN,
+        "connection",
+        "5.0.0",
+        "Unblocks a client blocked by a blocking command from a different connection.",
+        client_unblock
+    ),
 ];
 
 fn ping(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
@@ -383,6 +394,8 @@ fn reset(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     c.no_evict = false;
     c.reply = ReplyMode::On;
     c.monitor = false;
+    c.multi = None;
+    crate::command::tx::unwatch_all(c);
     c.authenticated = ctx.shared.config.read().requirepass.is_empty();
     ctx.out.proto = Proto::Resp2;
     ctx.out.simple("RESET");
@@ -748,5 +761,24 @@ fn client_no_evict(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 fn client_no_touch(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     ctx.conn.no_touch = on_off(args.get(2))?;
     ctx.out.ok();
+    Ok(())
+}
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 if the client was blocked and is now answered.
+fn client_unblock(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let id = super::arg_i64(args.get(2))?;
+    let error = match args.len() {
+        3 => false,
+        4 if is(args.get(3), "timeout") => false,
+        4 if is(args.get(3), "error") => true,
+        4 => {
+            return Err(CmdError::msg(
+                "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ));
+        }
+        _ => return Err(CmdError::Syntax),
+    };
+    let done = u64::try_from(id).is_ok_and(|id| ctx.shared.blocking.unblock(id, error));
+    ctx.out.int(i64::from(done));
     Ok(())
 }

@@ -707,7 +707,7 @@ fn info_section(ctx: &Ctx<'_>, name: &str, s: &mut String) {
             field!(s, "connected_clients", shared.clients.len());
             field!(s, "cluster_connections", 0);
             field!(s, "maxclients", cfg.maxclients);
-            field!(s, "blocked_clients", 0);
+            field!(s, "blocked_clients", shared.blocking.blocked());
             field!(s, "tracking_clients", 0);
             field!(s, "clients_in_timeout_table", 0);
         }

@@ -133,9 +133,18 @@ pub struct ConnState {
     /// Set by a handler; the connection acts on it after the reply is queued.
     pub action: Option<Action>,
     pub monitor: bool,
-    /// Blocking commands answer at once instead of blocking (inside EXEC,
-    /// or when re-run to serve a blocked client).
+    /// Blocking commands answer at once instead of blocking (inside EXEC).
     pub no_block: bool,
+    /// Re-run on behalf of a blocked client (see `blocking.rs`).
+    pub serving: bool,
+    /// Running the commands of an EXEC (they skip the gate and queuing).
+    pub in_exec: bool,
+    /// Keys written while clients were blocked, to serve after the command.
+    pub ready: Vec<(usize, Vec<u8>)>,
+    /// MULTI in progress.
+    pub multi: Option<crate::command::tx::MultiState>,
+    /// WATCHed keys.
+    pub watched: Vec<crate::command::tx::WatchedKey>,
 }
 
 impl ConnState {
@@ -157,6 +166,11 @@ impl ConnState {
             action: None,
             monitor: false,
             no_block: false,
+            serving: false,
+            in_exec: false,
+            ready: Vec::new(),
+            multi: None,
+            watched: Vec::new(),
         }
     }
 

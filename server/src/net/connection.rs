@@ -4,10 +4,11 @@
 //! Architecture Invariant: only a framing error (a broken RESP frame) or the
 //! query buffer limit closes a connection; command errors are replies.
 
+use crate::blocking::{Outcome, Waiter};
 use crate::command::{Action, Ctx};
 use crate::net::client::{ConnState, ReplyMode};
 use crate::node::{MonitorSub, Shared};
-use crate::protocol::{Limits, Out, Parsed, Proto, RequestParser};
+use crate::protocol::{Limits, Out, OwnedArgs, Parsed, Proto, RequestParser};
 use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
     let mut conn = ConnState::new(handle, authenticated);
     tracing::debug!(id = conn.id, %peer, "client connected");
     run(&shared, &mut stream, &mut conn).await;
+    crate::command::tx::unwatch_all(&mut conn);
     shared.clients.unregister(conn.id);
     tracing::debug!(id = conn.id, %peer, "client disconnected");
 }
@@ -180,9 +182,29 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
                                 monitor = Some(shared.monitor.subscribe());
                                 conn.monitor = true;
                             }
-                            Action::Block(_) => {
-                                // Blocking arrives with the blocking registry.
-                                out.null_array();
+                            Action::Block(on) => {
+                                let waiter = Arc::new(Waiter {
+                                    client: Arc::clone(&conn.handle),
+                                    db: conn.db,
+                                    keys: on.keys,
+                                    args: OwnedArgs::from_args(&args),
+                                    proto: out.proto,
+                                    state: parking_lot::Mutex::new(Outcome::Waiting),
+                                    wake: tokio::sync::Notify::new(),
+                                });
+                                shared.blocking.register(Arc::clone(&waiter));
+                                // A push may have landed between the handler's
+                                // look and the registration: serve it now.
+                                let ready =
+                                    waiter.keys.iter().map(|k| (waiter.db, k.clone())).collect();
+                                shared.blocking.serve(shared, ready);
+                                let done =
+                                    block(shared, stream, &mut rbuf, &waiter, on.timeout, &mut out)
+                                        .await;
+                                shared.blocking.unregister(&waiter);
+                                if !done {
+                                    return;
+                                }
                             }
                         }
                     }
@@ -256,6 +278,68 @@ async fn flush(shared: &Shared, stream: &mut TcpStream, out: &mut Out) -> std::i
         out.buf.clear();
     }
     Ok(())
+}
+
+/// Waits until a blocked command is served, times out, is unblocked, or the
+/// client leaves (false: close the connection). Input arriving meanwhile is
+/// buffered for after the wait, as Redis does.
+async fn block(
+    shared: &Arc<Shared>,
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    waiter: &Arc<Waiter>,
+    timeout: Option<Duration>,
+    out: &mut Out,
+) -> bool {
+    if flush(shared, stream, out).await.is_err() {
+        waiter.finish(Outcome::Cancelled);
+        return false;
+    }
+    let deadline = timeout.map(|d| tokio::time::Instant::now() + d);
+    let kill = waiter.client.kill.clone();
+    let mut eof = false;
+    loop {
+        if let Some(o) = waiter.take() {
+            match o {
+                Outcome::Served(reply) => out.buf.extend_from_slice(&reply),
+                Outcome::TimedOut => out.null_array(),
+                Outcome::UnblockedError => {
+                    out.error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+                }
+                Outcome::Waiting | Outcome::Cancelled => return false,
+            }
+            return true;
+        }
+        if eof {
+            waiter.finish(Outcome::Cancelled);
+            continue;
+        }
+        tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => {
+                waiter.finish(Outcome::Cancelled);
+            }
+            _ = kill.cancelled() => {
+                waiter.finish(Outcome::Cancelled);
+            }
+            _ = waiter.wake.notified() => {}
+            _ = sleep_until_or_forever(deadline) => {
+                waiter.finish(Outcome::TimedOut);
+            }
+            r = stream.read_buf(rbuf), if rbuf.len() < READ_CHUNK * 64 => {
+                if !matches!(r, Ok(n) if n > 0) {
+                    eof = true;
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until_or_forever(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_or_forever(d: Option<Duration>) {

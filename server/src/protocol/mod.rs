@@ -3,5 +3,5 @@
 pub mod parser;
 pub mod reply;
 
-pub use parser::{Args, Limits, Parsed, ProtocolError, RequestParser, split_args};
+pub use parser::{Args, Limits, OwnedArgs, Parsed, ProtocolError, RequestParser, split_args};
 pub use reply::{Out, Proto};

@@ -85,6 +85,38 @@ pub struct RequestParser {
     inline_mode: bool,
 }
 
+/// A request's arguments copied out of the read buffer, for commands that
+/// run later: queued in MULTI, or re-run to serve a blocked client.
+#[derive(Debug, Clone, Default)]
+pub struct OwnedArgs {
+    buf: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl OwnedArgs {
+    pub fn from_args(args: &Args<'_>) -> Self {
+        let mut o = OwnedArgs {
+            buf: Vec::with_capacity(args.iter().map(<[u8]>::len).sum()),
+            spans: Vec::with_capacity(args.len()),
+        };
+        for a in args.iter() {
+            let s = o.buf.len();
+            o.buf.extend_from_slice(a);
+            o.spans.push((s, o.buf.len()));
+        }
+        o
+    }
+
+    pub fn args(&self) -> Args<'_> {
+        Args::new(&self.buf, &self.spans)
+    }
+
+    /// Bytes held (for client memory accounting).
+    pub fn size(&self) -> usize {
+        self.buf.capacity() + self.spans.capacity() * std::mem::size_of::<(usize, usize)>()
+    }
+}
+
 /// The arguments of one parsed request, borrowed from the read buffer.
 #[derive(Clone, Copy)]
 pub struct Args<'a> {

@@ -139,6 +139,17 @@ pub struct Shard {
     heap: usize,
     expire_cursor: usize,
     pub stats: ShardStats,
+    /// WATCHed keys of this shard with a version bumped by every change to
+    /// the key (write, delete, expiry, flush). Empty unless someone watches,
+    /// so the write path pays one emptiness check.
+    watched: hashbrown::HashMap<Box<[u8]>, WatchSlot>,
+}
+
+/// A watched key: its modification count and how many clients watch it.
+#[derive(Debug, Default, Clone, Copy)]
+struct WatchSlot {
+    version: u64,
+    refs: u32,
 }
 
 impl Shard {
@@ -217,6 +228,7 @@ impl Shard {
 
     /// Mutates a value in place, keeping the memory accounting true.
     pub fn value_mut<R>(&mut self, idx: u32, f: impl FnOnce(&mut Value) -> R) -> R {
+        self.touch_watched_at(idx);
         let e = &mut self.entries[idx as usize];
         let before = e.value.heap_size();
         let r = f(&mut e.value);
@@ -233,6 +245,7 @@ impl Shard {
 
     /// Sets (`at > 0`) or removes (`at == 0`) the expiry of a live entry.
     pub fn set_expire(&mut self, idx: u32, at: u64) {
+        self.touch_watched_at(idx);
         let e = &mut self.entries[idx as usize];
         let was = e.expire_at != 0;
         e.expire_at = at;
@@ -274,6 +287,7 @@ impl Shard {
         expire_at: u64,
         now: u64,
     ) -> u32 {
+        self.touch_watched(key);
         let entry = Entry {
             key: CompactBytes::new(key),
             value,
@@ -302,6 +316,7 @@ impl Shard {
 
     /// Removes the entry at `idx` (whose key hashes to `h`) and returns it.
     pub fn remove_at(&mut self, h: u64, idx: u32) -> Entry {
+        self.touch_watched_at(idx);
         if let Ok(found) = self.index.find_entry(h, |&i| i == idx) {
             found.remove();
         }
@@ -352,8 +367,67 @@ impl Shard {
     /// Drops every key.
     pub fn clear(&mut self) {
         let stats = self.stats;
+        let mut watched = std::mem::take(&mut self.watched);
+        // FLUSH touches the watched keys that existed, as Redis's.
+        for (k, w) in watched.iter_mut() {
+            if self.find(hash_key(k), k).is_some() {
+                w.version += 1;
+            }
+        }
         *self = Shard::new();
         self.stats = stats;
+        self.watched = watched;
+    }
+
+    #[inline]
+    fn touch_watched(&mut self, key: &[u8]) {
+        if !self.watched.is_empty()
+            && let Some(w) = self.watched.get_mut(key)
+        {
+            w.version += 1;
+        }
+    }
+
+    #[inline]
+    fn touch_watched_at(&mut self, idx: u32) {
+        if !self.watched.is_empty() {
+            let key = self.entries[idx as usize].key.clone();
+            self.touch_watched(key.as_slice());
+        }
+    }
+
+    /// Starts watching `key` (WATCH); returns its current version.
+    pub fn watch(&mut self, key: &[u8]) -> u64 {
+        let w = self.watched.entry(Box::from(key)).or_default();
+        w.refs += 1;
+        w.version
+    }
+
+    /// Stops one watch of `key` (UNWATCH, EXEC, DISCARD, disconnect).
+    pub fn unwatch(&mut self, key: &[u8]) {
+        if let Some(w) = self.watched.get_mut(key) {
+            w.refs -= 1;
+            if w.refs == 0 {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    /// The version of a watched key (`None` if nobody watches it).
+    pub fn watch_version(&self, key: &[u8]) -> Option<u64> {
+        self.watched.get(key).map(|w| w.version)
+    }
+
+    /// Whether `key` is present but logically expired (not yet deleted).
+    pub fn is_expired_key(&self, h: u64, key: &[u8], now: u64) -> bool {
+        self.find(h, key)
+            .is_some_and(|i| self.entries[i as usize].is_expired(now))
+    }
+
+    /// Whether `key` is present and live, without deleting or counting anything.
+    pub fn exists_live(&self, h: u64, key: &[u8], now: u64) -> bool {
+        self.find(h, key)
+            .is_some_and(|i| !self.entries[i as usize].is_expired(now))
     }
 
     /// A random live position (may be expired; callers check).
