@@ -211,7 +211,11 @@ fn run_for(shared: &Arc<Shared>, w: &Arc<Waiter>) -> Option<(BytesMut, Vec<DbKey
     };
     crate::exec::execute(&mut ctx, &args);
     drop(st);
-    if matches!(conn.action, Some(crate::command::Action::Block(_))) {
+    // An error (the key now holds another type) keeps the client blocked,
+    // as Redis skips keys of the wrong type when serving.
+    if matches!(conn.action, Some(crate::command::Action::Block(_)))
+        || out.buf.first() == Some(&b'-')
+    {
         return None;
     }
     Some((out.buf, std::mem::take(&mut conn.ready)))
