@@ -236,7 +236,11 @@ fn parse_ld(b: &[u8]) -> Option<f64> {
 fn fmt_ld(d: f64) -> String {
     let near: f64 = format!("{d:.14e}").parse().unwrap_or(d);
     let ulp = f64::from_bits(d.abs().to_bits() + 1) - d.abs();
-    let d = if (near - d).abs() <= 2.0 * ulp { near } else { d };
+    let d = if (near - d).abs() <= 2.0 * ulp {
+        near
+    } else {
+        d
+    };
     let mut s = format!("{d}");
     if let Some(dot) = s.find('.')
         && s.len() - dot - 1 > 17
@@ -408,9 +412,11 @@ fn rand_pair(out: &mut crate::protocol::Out, f: &[u8], v: &[u8], withvalues: boo
 fn hrandfield(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let key = args.get(1);
     if args.len() == 2 {
-        return read_hash(ctx, key, |out, h| match h.and_then(|h| h.random(&mut rand::rng())) {
-            Some((f, _)) => out.bulk(f),
-            None => out.null(),
+        return read_hash(ctx, key, |out, h| {
+            match h.and_then(|h| h.random(&mut rand::rng())) {
+                Some((f, _)) => out.bulk(f),
+                None => out.null(),
+            }
         });
     }
     let l = arg_i64(args.get(2))?;

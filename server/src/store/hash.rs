@@ -199,7 +199,10 @@ impl Hash {
             Repr::Pack(p) => (Some(PackPairs { pack: p, pos: 0 }), None),
             Repr::Map(m) => (None, Some(m.iter().map(|(k, v)| (k, v.as_slice())))),
         };
-        packed.into_iter().flatten().chain(map.into_iter().flatten())
+        packed
+            .into_iter()
+            .flatten()
+            .chain(map.into_iter().flatten())
     }
 
     /// A uniformly random pair.
@@ -242,8 +245,7 @@ mod tests {
         let mut got: Vec<(Vec<u8>, Vec<u8>)> =
             h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
         got.sort();
-        let want: Vec<(Vec<u8>, Vec<u8>)> =
-            m.iter().map(|(f, v)| (f.clone(), v.clone())).collect();
+        let want: Vec<(Vec<u8>, Vec<u8>)> = m.iter().map(|(f, v)| (f.clone(), v.clone())).collect();
         prop_assert_eq!(got, want);
         for (f, v) in m {
             prop_assert_eq!(h.get(f), Some(v.as_slice()));
