@@ -1208,7 +1208,12 @@ fn write_info(out: &mut Out, spec: &CommandSpec) {
             write_synth_key_specs(out, spec);
         }
     }
-    out.array(spec.subcommands.len());
+    // Redis answers an empty *set* for commands without subcommands.
+    if spec.subcommands.is_empty() {
+        out.set(0);
+    } else {
+        out.array(spec.subcommands.len());
+    }
     for sub in spec.subcommands {
         write_info(out, sub);
     }
