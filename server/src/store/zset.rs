@@ -70,8 +70,15 @@ fn pairs(p: &Pack) -> Pairs<'_> {
     Pairs(p.iter_pos())
 }
 
+/// A listpack stores scores as text where -0 reads back as 0; so does this one.
+#[inline]
+fn small_score(s: f64) -> f64 {
+    if s == 0.0 { 0.0 } else { s }
+}
+
 /// Inserts a pair at its (score, member) position.
 fn small_insert(p: &mut Pack, m: &[u8], s: f64) {
+    let s = small_score(s);
     let pos = pairs(p)
         .find(|(_, x, xs)| !(*xs < s || (*xs == s && *x < m)))
         .map(|(pos, _, _)| pos)
@@ -150,7 +157,7 @@ impl ZSet {
             let mut p = Pack::new();
             for (m, s) in items {
                 p.push_back(m);
-                p.push_back(&s.to_le_bytes());
+                p.push_back(&small_score(s).to_le_bytes());
             }
             ZSet {
                 repr: Repr::Small(p),
