@@ -1,6 +1,7 @@
 //! Sorted-set tests that a byte-for-byte script cannot express: random
 //! replies (ZRANDMEMBER) and cursor iteration (ZSCAN) on big sets, and the
 //! encoding switch under load.
+#![allow(clippy::unwrap_used)] // tests: a failed call should fail the test
 mod common;
 
 use common::TestNode;

@@ -150,7 +150,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, mut incr: bool) -> CmdResult
             "XX and NX options at the same time are not compatible",
         ));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if ((gt || lt) && nx) || (gt && lt) {
         return Err(CmdError::msg(
             "GT, LT, and/or NX options at the same time are not compatible",
         ));

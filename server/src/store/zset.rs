@@ -218,7 +218,7 @@ impl ZSet {
         }
     }
 
-    fn to_big(&mut self) {
+    fn convert_to_big(&mut self) {
         if let Repr::Small(p) = &self.repr {
             let mut b = Big {
                 dict: DenseMap::with_capacity(p.len() / 2 + 1),
@@ -238,7 +238,7 @@ impl ZSet {
         if let Repr::Small(p) = &self.repr
             && (p.len() / 2 + 1 > lim.entries || m.len() > lim.value)
         {
-            self.to_big();
+            self.convert_to_big();
         }
         match &mut self.repr {
             Repr::Small(p) => small_insert(p, m, s),
