@@ -12,6 +12,7 @@ pub mod keyspace;
 pub mod list;
 pub mod pack;
 pub mod set;
+pub mod skiplist;
 pub mod value;
 pub mod zset;
 
