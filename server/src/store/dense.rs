@@ -238,7 +238,12 @@ impl<V: HeapSize> DenseMap<V> {
 
     /// Visits elements from slot `cursor` until `count` slots were looked at;
     /// returns the next cursor, 0 when the scan is complete.
-    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], &V)) -> u64 {
+    pub fn scan<'a>(
+        &'a self,
+        cursor: u64,
+        count: usize,
+        mut f: impl FnMut(&'a [u8], &'a V),
+    ) -> u64 {
         let start = cursor as usize;
         let end = start.saturating_add(count.max(1)).min(self.slots.len());
         for s in self.slots.get(start..end).unwrap_or(&[]) {
