@@ -43,6 +43,8 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 15;
     /// Not a Redis flag: exempt from CLIENT PAUSE WRITE (PING, INFO ...).
     pub const NO_PAUSE: u32 = 1 << 16;
+    /// Key positions depend on the arguments (numkeys, STORE ...).
+    pub const MOVABLEKEYS: u32 = 1 << 17;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -60,6 +62,7 @@ pub mod flags {
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
         (NO_MULTI, "no_multi"),
+        (MOVABLEKEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
     ];
 }

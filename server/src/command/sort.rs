@@ -19,8 +19,8 @@ const SORT_CATS: &[&str] = &["set", "sortedset", "list", "dangerous"];
 
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd!("sort", -2, WRITE | DENYOOM, (1, 1, 1), SORT_CATS, "generic", "1.0.0", "Sort the elements in a list, set or sorted set", sort),
-    cmd!("sort_ro", -2, READONLY, (1, 1, 1), SORT_CATS, "generic", "7.0.0", "Sort the elements in a list, set or sorted set. Read-only variant of SORT.", sort_ro),
+    cmd!("sort", -2, WRITE | DENYOOM | MOVABLEKEYS, (1, 1, 1), SORT_CATS, "generic", "1.0.0", "Sort the elements in a list, set or sorted set", sort),
+    cmd!("sort_ro", -2, READONLY | MOVABLEKEYS, (1, 1, 1), SORT_CATS, "generic", "7.0.0", "Sort the elements in a list, set or sorted set. Read-only variant of SORT.", sort_ro),
 ];
 
 fn sort(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
@@ -68,8 +68,7 @@ impl<'a> Locks<'a> {
 // The hash type is being built in its own branch; wire this to its field
 // lookup (a `Hash::get(field) -> Option<&[u8]>`) when it lands.
 fn hash_field(h: &Hash, field: &[u8]) -> Option<Vec<u8>> {
-    let _ = (h, field);
-    None
+    h.get(field).map(<[u8]>::to_vec)
 }
 
 /// The part of a pattern C's string functions see (up to the first NUL).
