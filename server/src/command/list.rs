@@ -689,9 +689,20 @@ fn pop_first(
 
 /// BLPOP/BRPOP/BLMPOP when nothing could be popped: block on the keys, or
 /// answer like a timeout inside MULTI.
-fn block_or_null(ctx: &mut Ctx<'_>, args: &Args<'_>, first: usize, n: usize, timeout: Option<Duration>) -> CmdResult {
+fn block_or_null(
+    ctx: &mut Ctx<'_>,
+    args: &Args<'_>,
+    first: usize,
+    n: usize,
+    timeout: Option<Duration>,
+) -> CmdResult {
     if ctx.may_block() {
-        let keys = args.iter().skip(first).take(n).map(|k| k.to_vec()).collect();
+        let keys = args
+            .iter()
+            .skip(first)
+            .take(n)
+            .map(|k| k.to_vec())
+            .collect();
         return ctx.block(keys, timeout);
     }
     ctx.out.null_array();
