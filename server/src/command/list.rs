@@ -30,12 +30,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("lpos", -3, READONLY, (1, 1, 1), LIST, "list", "6.0.6", "Return the index of matching elements on a list", lpos),
     cmd!("lmove", 5, WRITE | DENYOOM, (1, 2, 1), LIST, "list", "6.2.0", "Pop an element from a list, push it to another list and return it", lmove),
     cmd!("rpoplpush", 3, WRITE | DENYOOM, (1, 2, 1), LIST, "list", "1.2.0", "Remove the last element in a list, prepend it to another list and return it", rpoplpush),
-    cmd!("lmpop", -4, WRITE, (0, 0, 0), LIST, "list", "7.0.0", "Pop elements from a list", lmpop),
+    cmd!("lmpop", -4, WRITE | MOVABLEKEYS, (0, 0, 0), LIST, "list", "7.0.0", "Pop elements from a list", lmpop),
     cmd!("blpop", -3, WRITE | NOSCRIPT | BLOCKING, (1, -2, 1), LIST, "list", "2.0.0", "Remove and get the first element in a list, or block until one is available", blpop),
     cmd!("brpop", -3, WRITE | NOSCRIPT | BLOCKING, (1, -2, 1), LIST, "list", "2.0.0", "Remove and get the last element in a list, or block until one is available", brpop),
     cmd!("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, (1, 2, 1), LIST, "list", "6.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available", blmove),
     cmd!("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, (1, 2, 1), LIST, "list", "2.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available", brpoplpush),
-    cmd!("blmpop", -5, WRITE | BLOCKING, (0, 0, 0), LIST, "list", "7.0.0", "Pop elements from a list, or block until one is available", blmpop),
+    cmd!("blmpop", -5, WRITE | BLOCKING | MOVABLEKEYS, (0, 0, 0), LIST, "list", "7.0.0", "Pop elements from a list, or block until one is available", blmpop),
 ];
 
 /// The list held by a value, or WRONGTYPE.

@@ -323,14 +323,12 @@ impl Ctx<'_> {
 /// `None` for 0 (forever), Redis's errors for bad or negative values.
 pub fn arg_timeout(a: &[u8]) -> Result<Option<std::time::Duration>, CmdError> {
     let secs = crate::util::parse_f64(a)
-        .filter(|f| f.is_finite())
         .ok_or_else(|| CmdError::msg("timeout is not a float or out of range"))?;
-    if secs < 0.0 {
+    // Redis truncates seconds*1000 to a long long; what does not fit (inf,
+    // huge values) comes out negative there, so it is "negative" here too.
+    let ms = (secs * 1000.0).trunc();
+    if !ms.is_finite() || ms < 0.0 || ms >= i64::MAX as f64 {
         return Err(CmdError::msg("timeout is negative"));
-    }
-    let ms = (secs * 1000.0).ceil();
-    if ms > (i64::MAX / 2) as f64 {
-        return Err(CmdError::msg("timeout is out of range"));
     }
     Ok((ms > 0.0).then(|| std::time::Duration::from_millis(ms as u64)))
 }
