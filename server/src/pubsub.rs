@@ -311,7 +311,8 @@ impl Subscriber {
             self.kill.cancel();
             return;
         }
-        q.frames.push_back((self.resp3.load(Relaxed), frame.clone()));
+        q.frames
+            .push_back((self.resp3.load(Relaxed), frame.clone()));
         drop(q);
         self.wake.notify_one();
     }
@@ -524,11 +525,7 @@ mod tests {
     use super::*;
 
     fn sub(id: u64) -> Arc<Subscriber> {
-        Arc::new(Subscriber::new(
-            id,
-            "test".into(),
-            CancellationToken::new(),
-        ))
+        Arc::new(Subscriber::new(id, "test".into(), CancellationToken::new()))
     }
 
     fn drain(s: &Subscriber) -> Vec<u8> {

@@ -246,7 +246,8 @@ fn ping(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         // RESP2 subscribed mode: a message-shaped reply, `["pong", arg or ""]`.
         ctx.out.array(2);
         ctx.out.bulk(b"pong");
-        ctx.out.bulk(if args.len() == 2 { args.get(1) } else { b"" });
+        ctx.out
+            .bulk(if args.len() == 2 { args.get(1) } else { b"" });
         return Ok(());
     }
     match args.len() {
@@ -702,9 +703,9 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             || addr.as_ref().is_some_and(|a| *a != c.addr.to_string())
             || laddr.as_ref().is_some_and(|a| *a != c.laddr.to_string())
             || user.as_ref().is_some_and(|u| u != "default")
-            || ctype.as_ref().is_some_and(|t| {
-                t != client_type(c, (c.id == ctx.conn.id).then_some(&*ctx))
-            })
+            || ctype
+                .as_ref()
+                .is_some_and(|t| t != client_type(c, (c.id == ctx.conn.id).then_some(&*ctx)))
             || (skipme && c.id == ctx.conn.id)
         {
             continue;

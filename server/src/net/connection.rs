@@ -203,7 +203,9 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
                             }
                         }
                     }
-                    if out.buf.len() >= FLUSH_AT && flush(shared, stream, &mut out, &kill).await.is_err() {
+                    if out.buf.len() >= FLUSH_AT
+                        && flush(shared, stream, &mut out, &kill).await.is_err()
+                    {
                         return;
                     }
                 }
