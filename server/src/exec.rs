@@ -75,6 +75,16 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &Args<'_>) {
         reject(ctx, CmdError::NoAuth);
         return;
     }
+    // ---- pub/sub: RESP2 subscribed mode (begin) ----
+    // Checked after arity and auth and before anything else, as Redis does.
+    if ctx.conn.subscribed()
+        && !ctx.out.resp3()
+        && !crate::command::pubsub::allowed_in_subscribed_mode(spec.name)
+    {
+        reject(ctx, subscribed_mode_error(spec, args));
+        return;
+    }
+    // ---- pub/sub: RESP2 subscribed mode (end) ----
     if ctx.conn.multi.is_some() && !tx::is_multi_control(spec) {
         if spec.has(flags::NO_MULTI) {
             reject(
@@ -137,6 +147,23 @@ fn exec_abort(ctx: &mut Ctx<'_>, e: CmdError) {
     ctx.out.error(&format!(
         "EXECABORT Transaction discarded because of: {reason}"
     ));
+}
+
+/// The RESP2 subscribed-mode refusal, naming the command as Redis's
+/// `fullname` (`container|sub`, also for HELP which dispatches to the container).
+fn subscribed_mode_error(spec: &CommandSpec, args: &Args<'_>) -> CmdError {
+    let name = if !spec.subcommands.is_empty() && args.len() >= 2 {
+        format!(
+            "{}|{}",
+            spec.name,
+            String::from_utf8_lossy(args.get(1)).to_ascii_lowercase()
+        )
+    } else {
+        spec.name.to_string()
+    };
+    CmdError::msg(format!(
+        "Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+    ))
 }
 
 fn reject(ctx: &mut Ctx<'_>, e: CmdError) {

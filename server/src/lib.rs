@@ -17,6 +17,7 @@ pub mod net;
 pub mod node;
 pub mod notify;
 pub mod protocol;
+pub mod pubsub;
 pub mod store;
 pub mod util;
 

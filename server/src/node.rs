@@ -9,6 +9,7 @@ use crate::command::{CommandSpec, CommandTable, flags};
 use crate::config::Config;
 use crate::net::client::{ClientRegistry, ConnState};
 use crate::protocol::Args;
+use crate::pubsub::PubSub;
 use crate::store::{Clock, Store, StoreConfig, SystemClock};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -280,12 +281,31 @@ pub struct Shared {
     pub listening: Mutex<Vec<SocketAddr>>,
     /// Active expiry can be turned off by DEBUG SET-ACTIVE-EXPIRE 0.
     pub active_expire: std::sync::atomic::AtomicBool,
-    /// `notify-keyspace-events` flags, mirrored from the config for the hot path.
-    pub notify_flags: std::sync::atomic::AtomicU32,
+    /// `notify-keyspace-events` flags, mirrored from the config for the hot
+    /// path; shared with the store's expired-key hook.
+    pub notify_flags: Arc<std::sync::atomic::AtomicU32>,
+    /// Pub/Sub subscriptions and delivery.
+    pub pubsub: Arc<PubSub>,
     /// Makes EXEC atomic (see `command/tx.rs`).
     pub gate: crate::command::tx::Gate,
     /// Clients blocked in BLPOP and friends.
     pub blocking: crate::blocking::Blocking,
+}
+
+/// Publishes `expired` events for keys the store expires (lazily or actively).
+#[derive(Debug)]
+struct ExpiredNotifier {
+    flags: Arc<std::sync::atomic::AtomicU32>,
+    pubsub: Arc<PubSub>,
+}
+
+impl crate::store::ExpiredHook for ExpiredNotifier {
+    fn expired(&self, db: usize, key: &[u8]) {
+        let flags = self.flags.load(Relaxed);
+        if flags & crate::notify::EXPIRED != 0 {
+            self.pubsub.notify_keyspace(flags, db, "expired", key);
+        }
+    }
 }
 
 impl Shared {
@@ -298,7 +318,15 @@ impl Shared {
             clock,
         );
         let started_unix_ms = unix_ms();
-        let notify_flags = config.notify_keyspace_events;
+        let notify_flags = Arc::new(std::sync::atomic::AtomicU32::new(
+            config.notify_keyspace_events,
+        ));
+        let pubsub = Arc::new(PubSub::new());
+        pubsub.set_limits(config.client_output_buffer_limit[2]);
+        store.set_expired_hook(Box::new(ExpiredNotifier {
+            flags: Arc::clone(&notify_flags),
+            pubsub: Arc::clone(&pubsub),
+        }));
         Shared {
             store,
             commands: CommandTable::new(),
@@ -315,7 +343,8 @@ impl Shared {
             run_id: random_hex(40),
             listening: Mutex::new(Vec::new()),
             active_expire: std::sync::atomic::AtomicBool::new(true),
-            notify_flags: std::sync::atomic::AtomicU32::new(notify_flags),
+            notify_flags,
+            pubsub,
             gate: Default::default(),
             blocking: Default::default(),
         }
@@ -325,11 +354,10 @@ impl Shared {
     #[inline]
     pub fn notify_keyspace(&self, db: usize, class: u32, event: &str, key: &[u8]) {
         let flags = self.notify_flags.load(Relaxed);
-        if flags & class == 0 || flags & (crate::notify::KEYSPACE | crate::notify::KEYEVENT) == 0 {
+        if flags & class == 0 {
             return;
         }
-        // Publishing arrives with pub/sub.
-        let _ = (db, event, key);
+        self.pubsub.notify_keyspace(flags, db, event, key);
     }
 
     /// The port clients reach us on (first bound address).

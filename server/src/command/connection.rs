@@ -253,6 +253,14 @@ static CLIENT_SUBS: &[CommandSpec] = &[
 ];
 
 fn ping(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    if args.len() <= 2 && ctx.conn.subscribed() && !ctx.out.resp3() {
+        // RESP2 subscribed mode: a message-shaped reply, `["pong", arg or ""]`.
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out
+            .bulk(if args.len() == 2 { args.get(1) } else { b"" });
+        return Ok(());
+    }
     match args.len() {
         1 => ctx.out.simple("PONG"),
         2 => ctx.out.bulk(args.get(1)),
@@ -396,6 +404,10 @@ fn reset(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     c.monitor = false;
     c.multi = None;
     crate::command::tx::unwatch_all(c);
+    // Subscriptions end without confirmations (Redis's clearClientConnectionState).
+    if let Some(subs) = c.pubsub.as_deref_mut() {
+        subs.clear(&ctx.shared.pubsub);
+    }
     c.authenticated = ctx.shared.config.read().requirepass.is_empty();
     ctx.out.proto = Proto::Resp2;
     ctx.out.simple("RESET");
@@ -495,6 +507,10 @@ fn client_setinfo(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 /// One CLIENT LIST line (without the trailing newline), in Redis 7's field order.
 fn client_line(c: &ClientHandle, own: Option<&Ctx<'_>>) -> String {
     let m = c.meta.lock().clone();
+    let (sub, psub, ssub) = match own {
+        Some(ctx) => ctx.conn.sub_counts(),
+        None => m.subs,
+    };
     let (name, db, cmd, resp, lib_name, lib_ver, no_touch, no_evict, monitor) = match own {
         // The calling connection's newest state is in its ConnState, not yet published.
         Some(ctx) => (
@@ -524,6 +540,9 @@ fn client_line(c: &ClientHandle, own: Option<&Ctx<'_>>) -> String {
     if monitor {
         flags.push('O');
     }
+    if sub + psub + ssub != 0 {
+        flags.push('P');
+    }
     if no_evict {
         flags.push('e');
     }
@@ -541,7 +560,7 @@ fn client_line(c: &ClientHandle, own: Option<&Ctx<'_>>) -> String {
     let mut s = String::with_capacity(256);
     let _ = write!(
         s,
-        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -550,6 +569,9 @@ fn client_line(c: &ClientHandle, own: Option<&Ctx<'_>>) -> String {
         idle,
         flags,
         db,
+        sub,
+        psub,
+        ssub,
         m.qbuf,
         m.obuf,
         cmd,
@@ -560,8 +582,19 @@ fn client_line(c: &ClientHandle, own: Option<&Ctx<'_>>) -> String {
     s
 }
 
+/// The class CLIENT LIST/KILL TYPE filter on: "pubsub" while the client has
+/// subscriptions, otherwise "normal" (no replication yet).
+fn client_type(c: &ClientHandle, own: Option<&Ctx<'_>>) -> &'static str {
+    let (a, b, s) = match own {
+        Some(ctx) => ctx.conn.sub_counts(),
+        None => c.meta.lock().subs,
+    };
+    if a + b + s != 0 { "pubsub" } else { "normal" }
+}
+
 fn client_list(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
+    let mut ctype: Option<String> = None;
     let mut i = 2;
     while i < args.len() {
         let opt = args.get(i);
@@ -576,10 +609,7 @@ fn client_list(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
                     String::from_utf8_lossy(t)
                 )));
             }
-            // Every client is "normal" until replication and pub/sub exist.
-            if !is(t, "normal") {
-                ids = Some(Vec::new());
-            }
+            ctype = Some(String::from_utf8_lossy(t).to_ascii_lowercase());
             i += 2;
         } else if is(opt, "id") && i + 1 < args.len() {
             let mut v = Vec::new();
@@ -604,6 +634,11 @@ fn client_list(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             continue;
         }
         let own = (c.id == ctx.conn.id).then_some(&*ctx);
+        if let Some(t) = &ctype
+            && t != client_type(&c, own)
+        {
+            continue;
+        }
         text.push_str(&client_line(&c, own));
         text.push('\n');
     }
@@ -681,7 +716,9 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             || addr.as_ref().is_some_and(|a| *a != c.addr.to_string())
             || laddr.as_ref().is_some_and(|a| *a != c.laddr.to_string())
             || user.as_ref().is_some_and(|u| u != "default")
-            || ctype.as_ref().is_some_and(|t| t != "normal")
+            || ctype
+                .as_ref()
+                .is_some_and(|t| t != client_type(c, (c.id == ctx.conn.id).then_some(&*ctx)))
             || (skipme && c.id == ctx.conn.id)
         {
             continue;

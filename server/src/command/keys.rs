@@ -3,6 +3,7 @@
 
 use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_db, arg_i64, container_help, flags::*, is};
 use crate::cmd;
+use crate::notify;
 use crate::protocol::Args;
 use crate::store::{Keyspace, Shard, Ttl, Value, hash_key};
 use crate::util::glob_match;
@@ -87,6 +88,8 @@ fn del(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     for key in args.iter().skip(1) {
         let (h, mut s) = db.lock(key);
         if s.remove(h, key, ctx.now).is_some() {
+            drop(s);
+            ctx.notify(notify::GENERIC, "del", key);
             n += 1;
         }
     }
@@ -182,12 +185,16 @@ fn expire_generic(
         ctx.out.int(0);
         return Ok(());
     }
-    if when <= ctx.now as i64 {
+    // A time in the past deletes the key (Redis's "del" event, not "expired").
+    let event = if when <= ctx.now as i64 {
         s.remove_at(h, i);
+        "del"
     } else {
         s.set_expire(i, when as u64);
-    }
+        "expire"
+    };
     drop(s);
+    ctx.notify(notify::GENERIC, event, key);
     ctx.dirty(1);
     ctx.out.int(1);
     Ok(())
@@ -265,6 +272,7 @@ fn persist(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     };
     drop(s);
     if done {
+        ctx.notify(notify::GENERIC, "persist", key);
         ctx.dirty(1);
     }
     ctx.out.int(done as i64);
@@ -456,6 +464,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, nx: bool) -> CmdResult {
         shard.set_encoding_flags(i, flags);
     }
     drop(lock);
+    ctx.notify(notify::GENERIC, "rename_from", src);
+    ctx.notify(notify::GENERIC, "rename_to", dst);
     ctx.dirty(1);
     if nx {
         ctx.out.int(1);
@@ -540,7 +550,10 @@ fn copy(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             None => false,
         }
     };
+    drop(dbs);
     if copied {
+        ctx.shared
+            .notify_keyspace(target, notify::GENERIC, "copy_to", dst);
         ctx.dirty(1);
     }
     ctx.out.int(copied as i64);
@@ -569,6 +582,9 @@ fn move_cmd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let i = gd.insert_new(h, key, entry.value, at, now);
     gd.set_encoding_flags(i, flags);
     drop((gs, gd));
+    ctx.notify(notify::GENERIC, "move_from", key);
+    ctx.shared
+        .notify_keyspace(target, notify::GENERIC, "move_to", key);
     ctx.dirty(1);
     ctx.out.int(1);
     Ok(())

@@ -819,9 +819,10 @@ fn info_section(ctx: &Ctx<'_>, name: &str, s: &mut String) {
             field!(s, "evicted_clients", 0);
             field!(s, "keyspace_hits", ks.hits);
             field!(s, "keyspace_misses", ks.misses);
-            field!(s, "pubsub_channels", 0);
-            field!(s, "pubsub_patterns", 0);
-            field!(s, "pubsubshard_channels", 0);
+            let (channels, patterns, shard) = shared.pubsub.counts();
+            field!(s, "pubsub_channels", channels);
+            field!(s, "pubsub_patterns", patterns);
+            field!(s, "pubsubshard_channels", shard);
             field!(s, "latest_fork_usec", 0);
             field!(s, "total_forks", 0);
             field!(s, "unexpected_error_replies", 0);

@@ -2,6 +2,7 @@
 
 use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_i64, flags::*, is};
 use crate::cmd;
+use crate::notify;
 use crate::protocol::Args;
 use crate::store::{CompactBytes, Ttl, Value, hash_key};
 
@@ -189,11 +190,17 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         ExpireOpt::At(at) => Ttl::At(at),
     };
     shard.set(h, key, Value::str(val), ttl, ctx.now);
-    if let ExpireOpt::At(at) = exp
-        && at <= ctx.now
-    {
-        // An absolute time in the past deletes the key, as Redis does.
-        shard.remove(h, key, ctx.now);
+    ctx.notify(notify::STRING, "set", key);
+    if let ExpireOpt::At(at) = exp {
+        ctx.notify(notify::GENERIC, "expire", key);
+        if at <= ctx.now {
+            // An absolute time in the past deletes the key, as Redis does.
+            // Redis reports it as expired (by the next access); a time before
+            // now already made the lookup expire it, and report it.
+            if shard.remove(h, key, ctx.now).is_some() {
+                ctx.notify(notify::EXPIRED, "expired", key);
+            }
+        }
     }
     drop(shard);
     ctx.dirty(1);
@@ -213,6 +220,7 @@ fn setnx(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     }
     shard.insert_new(h, key, Value::str(args.get(2)), 0, ctx.now);
     drop(shard);
+    ctx.notify(notify::STRING, "set", key);
     ctx.dirty(1);
     ctx.out.int(1);
     Ok(())
@@ -226,6 +234,8 @@ fn set_with_expire(ctx: &mut Ctx<'_>, args: &Args<'_>, unit: u64, name: &str) ->
     let (h, mut shard) = db.lock(key);
     shard.set(h, key, Value::str(args.get(3)), Ttl::At(at), ctx.now);
     drop(shard);
+    ctx.notify(notify::STRING, "set", key);
+    ctx.notify(notify::GENERIC, "expire", key);
     ctx.dirty(1);
     ctx.out.ok();
     Ok(())
@@ -284,6 +294,7 @@ fn mset_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, nx: bool) -> CmdResult {
         let (key, val) = (args.get(1 + 2 * p), args.get(2 + 2 * p));
         lock.shard(h)
             .set(h, key, Value::str(val), Ttl::At(0), ctx.now);
+        ctx.notify(notify::STRING, "set", key);
     }
     drop(lock);
     ctx.dirty(pairs as u64);
@@ -314,6 +325,7 @@ fn getset(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     }
     shard.set(h, key, Value::str(args.get(2)), Ttl::At(0), ctx.now);
     drop(shard);
+    ctx.notify(notify::STRING, "set", key);
     ctx.dirty(1);
     Ok(())
 }
@@ -330,6 +342,7 @@ fn getdel(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     ctx.out.bulk(str_of(&shard.entry(i).value)?.as_slice());
     shard.remove_at(h, i);
     drop(shard);
+    ctx.notify(notify::GENERIC, "del", key);
     ctx.dirty(1);
     Ok(())
 }
@@ -354,14 +367,17 @@ fn getex(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     match at {
         Some(at) if at <= ctx.now => {
             shard.remove_at(h, i);
+            ctx.notify(notify::GENERIC, "del", key);
             ctx.dirty(1);
         }
         Some(at) => {
             shard.set_expire(i, at);
+            ctx.notify(notify::GENERIC, "expire", key);
             ctx.dirty(1);
         }
         None if o.persist && shard.entry(i).expire_at().is_some() => {
             shard.set_expire(i, 0);
+            ctx.notify(notify::GENERIC, "persist", key);
             ctx.dirty(1);
         }
         None => {}
@@ -394,6 +410,7 @@ fn append(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
     };
     drop(shard);
+    ctx.notify(notify::STRING, "append", key);
     ctx.dirty(1);
     ctx.out.int(len as i64);
     Ok(())
@@ -431,6 +448,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
         ctx.now,
     );
     drop(shard);
+    ctx.notify(notify::STRING, "incrby", key);
     ctx.dirty(1);
     ctx.out.int(new);
     Ok(())
@@ -519,6 +537,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         shard.set_encoding_flags(i, crate::store::ENC_NOINT);
     }
     drop(shard);
+    ctx.notify(notify::STRING, "incrbyfloat", key);
     ctx.dirty(1);
     ctx.out.bulk(s.as_bytes());
     Ok(())
@@ -608,6 +627,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
     };
     drop(shard);
+    ctx.notify(notify::STRING, "setrange", key);
     ctx.dirty(1);
     ctx.out.int(len as i64);
     Ok(())

@@ -38,6 +38,8 @@ pub struct ClientMeta {
     pub no_touch: bool,
     pub qbuf: usize,
     pub obuf: usize,
+    /// Subscriptions: channels, patterns, shard channels (CLIENT LIST sub/psub/ssub).
+    pub subs: (usize, usize, usize),
 }
 
 /// A connected client as the registry sees it.
@@ -83,6 +85,7 @@ impl ClientRegistry {
                 no_touch: false,
                 qbuf: 0,
                 obuf: 0,
+                subs: (0, 0, 0),
             }),
         });
         self.clients.insert(id, Arc::clone(&h));
@@ -145,6 +148,8 @@ pub struct ConnState {
     pub multi: Option<crate::command::tx::MultiState>,
     /// WATCHed keys.
     pub watched: Vec<crate::command::tx::WatchedKey>,
+    /// Pub/Sub subscriptions; created by the first subscribe.
+    pub pubsub: Option<Box<crate::pubsub::ConnSubs>>,
 }
 
 impl ConnState {
@@ -171,7 +176,30 @@ impl ConnState {
             ready: Vec::new(),
             multi: None,
             watched: Vec::new(),
+            pubsub: None,
         }
+    }
+
+    /// Whether the client has any subscription (RESP2 clients are then in
+    /// subscribed mode, where only a few commands are allowed).
+    #[inline]
+    pub fn subscribed(&self) -> bool {
+        self.pubsub.as_ref().is_some_and(|p| p.total() != 0)
+    }
+
+    /// The subscriptions, creating the receiver on first use.
+    pub fn pubsub_mut(&mut self) -> &mut crate::pubsub::ConnSubs {
+        let (id, addr, kill) = (self.id, self.addr, &self.handle.kill);
+        self.pubsub.get_or_insert_with(|| {
+            Box::new(crate::pubsub::ConnSubs::new(Arc::new(
+                crate::pubsub::Subscriber::new(id, addr.to_string(), kill.clone()),
+            )))
+        })
+    }
+
+    /// Subscription counts (channels, patterns, shard channels).
+    pub fn sub_counts(&self) -> (usize, usize, usize) {
+        self.pubsub.as_ref().map_or((0, 0, 0), |p| p.counts())
     }
 
     /// Copies what CLIENT LIST shows into the registry entry.
@@ -195,5 +223,6 @@ impl ConnState {
         m.no_touch = self.no_touch;
         m.qbuf = qbuf;
         m.obuf = obuf;
+        m.subs = self.sub_counts();
     }
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 const READ_CHUNK: usize = 16 * 1024;
 /// Above this, buffers are given back after use instead of kept for the next batch.
@@ -36,6 +37,9 @@ impl Cached {
     fn load(shared: &Shared) -> Self {
         let epoch = shared.config_epoch.load(Relaxed);
         let c = shared.config.read();
+        // CONFIG SET bumps the epoch; whichever connection sees it first
+        // installs the pub/sub output limits the publishers check.
+        shared.pubsub.set_limits(c.client_output_buffer_limit[2]);
         Cached {
             epoch,
             limits: Limits {
@@ -57,6 +61,9 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
     tracing::debug!(id = conn.id, %peer, "client connected");
     run(&shared, &mut stream, &mut conn).await;
     crate::command::tx::unwatch_all(&mut conn);
+    if let Some(subs) = conn.pubsub.as_deref_mut() {
+        subs.clear(&shared.pubsub);
+    }
     shared.clients.unregister(conn.id);
     tracing::debug!(id = conn.id, %peer, "client disconnected");
 }
@@ -76,7 +83,8 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
             rbuf.reserve(READ_CHUNK);
         }
-        let idle = cached.idle.filter(|_| !conn.monitor);
+        // Like Redis, subscribers and monitors are never closed for idling.
+        let idle = cached.idle.filter(|_| !conn.monitor && !conn.subscribed());
         let read = tokio::select! {
             biased;
             _ = shared.shutdown.cancelled() => return,
@@ -94,6 +102,14 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
                 return;
             }
             r = stream.read_buf(&mut rbuf) => r,
+            // After the read: a busy channel must not starve the client's
+            // commands (their replies carry the queued messages anyway).
+            _ = pubsub_ready(&conn.pubsub) => {
+                if deliver_messages(shared, stream, conn, &mut out, &kill).await.is_err() {
+                    return;
+                }
+                continue;
+            }
         };
         match read {
             Ok(0) | Err(_) => return,
@@ -128,7 +144,7 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
                     let args = parser.args(buf);
                     if let Some(until) = paused_until(shared, &args) {
                         // Send what is done, wait, then parse this request again.
-                        if flush(shared, stream, &mut out).await.is_err() {
+                        if flush(shared, stream, &mut out, &kill).await.is_err() {
                             return;
                         }
                         let wait = until.saturating_duration_since(std::time::Instant::now());
@@ -156,6 +172,7 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
                     };
                     crate::exec::execute(&mut ctx, &args);
                     apply_reply_mode(conn, before, &mut out, mark);
+                    queue_messages(conn, &mut out, mark);
                     if !conn.monitor {
                         // RESET leaves MONITOR mode: stop the stream too.
                         monitor = None;
@@ -173,7 +190,7 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
                                 break;
                             }
                             Action::Sleep(d) => {
-                                if flush(shared, stream, &mut out).await.is_err() {
+                                if flush(shared, stream, &mut out, &kill).await.is_err() {
                                     return;
                                 }
                                 tokio::time::sleep(d).await;
@@ -208,7 +225,9 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
                             }
                         }
                     }
-                    if out.buf.len() >= FLUSH_AT && flush(shared, stream, &mut out).await.is_err() {
+                    if out.buf.len() >= FLUSH_AT
+                        && flush(shared, stream, &mut out, &kill).await.is_err()
+                    {
                         return;
                     }
                 }
@@ -235,9 +254,10 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
             rbuf = BytesMut::with_capacity(READ_CHUNK);
         }
         conn.publish(if out.resp3() { 3 } else { 2 }, rbuf.len(), out.buf.len());
-        if flush(shared, stream, &mut out).await.is_err() || close {
+        if flush(shared, stream, &mut out, &kill).await.is_err() || close {
             return;
         }
+        messages_written(conn);
     }
 }
 
@@ -263,11 +283,21 @@ fn paused_until(shared: &Shared, args: &crate::protocol::Args<'_>) -> Option<std
     shared.pause.blocks(spec)
 }
 
-async fn flush(shared: &Shared, stream: &mut TcpStream, out: &mut Out) -> std::io::Result<()> {
+/// Writes the output buffer. A kill (CLIENT KILL, or a pub/sub client over
+/// its output buffer limit) interrupts a write the client is not reading.
+async fn flush(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    out: &mut Out,
+    kill: &CancellationToken,
+) -> std::io::Result<()> {
     if out.buf.is_empty() {
         return Ok(());
     }
-    stream.write_all(&out.buf).await?;
+    tokio::select! {
+        r = stream.write_all(&out.buf) => r?,
+        _ = kill.cancelled() => return Err(std::io::ErrorKind::ConnectionAborted.into()),
+    }
     shared
         .stats
         .net_output_bytes
@@ -291,12 +321,12 @@ async fn block(
     timeout: Option<Duration>,
     out: &mut Out,
 ) -> bool {
-    if flush(shared, stream, out).await.is_err() {
+    let kill = waiter.client.kill.clone();
+    if flush(shared, stream, out, &kill).await.is_err() {
         waiter.finish(Outcome::Cancelled);
         return false;
     }
     let deadline = timeout.map(|d| tokio::time::Instant::now() + d);
-    let kill = waiter.client.kill.clone();
     let mut eof = false;
     loop {
         if let Some(o) = waiter.take() {
@@ -363,3 +393,62 @@ async fn recv_monitor(sub: &mut Option<MonitorSub>) -> Option<bytes::Bytes> {
         },
     }
 }
+
+// ---- pub/sub delivery (begin) ----
+// Messages wait in the subscriber's queue (crate::pubsub) and are copied into
+// the output buffer only between whole replies, so frames never interleave.
+
+/// Resolves when a publisher queued messages; pending forever without subscriptions.
+async fn pubsub_ready(subs: &Option<Box<crate::pubsub::ConnSubs>>) {
+    match subs {
+        Some(s) => s.sub.ready().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// After a command: messages queued meanwhile (including the ones the command
+/// published to this very client, e.g. its own keyspace events) go before the
+/// command's reply, as in Redis where they enter the output buffer during the call.
+fn queue_messages(conn: &mut ConnState, out: &mut Out, mark: usize) {
+    let Some(subs) = conn.pubsub.as_deref_mut() else {
+        return;
+    };
+    subs.sub.set_resp3(out.resp3());
+    if !subs.sub.has_pending() {
+        return;
+    }
+    if mark == out.buf.len() {
+        subs.inflight += subs.sub.drain_into(&mut out.buf);
+        return;
+    }
+    let reply = out.buf[mark..].to_vec();
+    out.buf.truncate(mark);
+    subs.inflight += subs.sub.drain_into(&mut out.buf);
+    out.buf.extend_from_slice(&reply);
+}
+
+/// Between batches: writes the queued messages.
+async fn deliver_messages(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    conn: &mut ConnState,
+    out: &mut Out,
+    kill: &CancellationToken,
+) -> std::io::Result<()> {
+    let Some(subs) = conn.pubsub.as_deref_mut() else {
+        return Ok(());
+    };
+    subs.inflight += subs.sub.drain_into(&mut out.buf);
+    flush(shared, stream, out, kill).await?;
+    messages_written(conn);
+    Ok(())
+}
+
+/// The drained messages reached the socket: they no longer count against the
+/// client's output buffer limit.
+fn messages_written(conn: &mut ConnState) {
+    if let Some(subs) = conn.pubsub.as_deref_mut() {
+        subs.sub.written(std::mem::take(&mut subs.inflight));
+    }
+}
+// ---- pub/sub delivery (end) ----

@@ -17,6 +17,8 @@ use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
 use parking_lot::{Mutex, MutexGuard};
 use rand::Rng;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Marks a free position in `Shard::entries`; no real expiry is this late.
 const HOLE: u64 = u64::MAX;
@@ -131,6 +133,9 @@ pub struct ShardStats {
 
 #[derive(Debug, Default)]
 pub struct Shard {
+    /// Where expired keys are reported (keyspace notifications); `None` for
+    /// a keyspace built without a [`Store`](super::Store).
+    events: Option<Arc<DbEvents>>,
     index: HashTable<u32>,
     entries: Vec<Entry>,
     free_head: u32,
@@ -196,8 +201,9 @@ impl Shard {
     pub fn lookup(&mut self, h: u64, key: &[u8], now: u64) -> Option<u32> {
         let idx = self.find(h, key)?;
         if self.entries[idx as usize].is_expired(now) {
-            self.remove_at(h, idx);
+            let old = self.remove_at(h, idx);
             self.stats.expired += 1;
+            self.report_expired(&old);
             return None;
         }
         Some(idx)
@@ -374,9 +380,19 @@ impl Shard {
                 w.version += 1;
             }
         }
+        let events = self.events.take();
         *self = Shard::new();
         self.stats = stats;
         self.watched = watched;
+        self.events = events;
+    }
+
+    /// Tells the store's expiry hook (if any) that `old` expired.
+    #[inline]
+    fn report_expired(&self, old: &Entry) {
+        if let Some(ev) = &self.events {
+            ev.expired(old.key.as_slice());
+        }
     }
 
     #[inline]
@@ -508,8 +524,9 @@ impl Shard {
             seen += 1;
             if e.is_expired(now) {
                 let h = hash_key(e.key.as_slice());
-                self.remove_at(h, i as u32);
+                let old = self.remove_at(h, i as u32);
                 self.stats.expired += 1;
+                self.report_expired(&old);
                 expired += 1;
                 if self.entries.len() != n {
                     // Compaction moved everything; start over next time.
@@ -527,10 +544,28 @@ pub fn lru_clock(now_ms: u64) -> u32 {
     ((now_ms / 1000) as u32) & LRU_MASK
 }
 
+/// What a database's shards share to report expired keys: the database's
+/// current index (SWAPDB changes it) and the store's hook.
+#[derive(Debug)]
+pub struct DbEvents {
+    db: AtomicUsize,
+    hooks: Arc<super::Hooks>,
+}
+
+impl DbEvents {
+    #[inline]
+    fn expired(&self, key: &[u8]) {
+        if let Some(h) = self.hooks.expired.get() {
+            h.expired(self.db.load(Ordering::Relaxed), key);
+        }
+    }
+}
+
 /// A logical database (SELECT index): shards chosen by key hash.
 #[derive(Debug)]
 pub struct Keyspace {
     shards: Box<[CachePadded<Mutex<Shard>>]>,
+    events: Option<Arc<DbEvents>>,
 }
 
 /// Shard locks held in ascending order, for multi-key commands.
@@ -553,11 +588,36 @@ impl MultiLock<'_> {
 
 impl Keyspace {
     pub fn new(shards: usize) -> Self {
+        Self::build(shards, None)
+    }
+
+    /// A database whose expired keys are reported to `hooks` as database `db`.
+    pub fn with_hooks(shards: usize, db: usize, hooks: Arc<super::Hooks>) -> Self {
+        let events = Arc::new(DbEvents {
+            db: AtomicUsize::new(db),
+            hooks,
+        });
+        Self::build(shards, Some(events))
+    }
+
+    fn build(shards: usize, events: Option<Arc<DbEvents>>) -> Self {
         let shards = shards.max(1);
         Keyspace {
             shards: (0..shards)
-                .map(|_| CachePadded::new(Mutex::new(Shard::new())))
+                .map(|_| {
+                    let mut s = Shard::new();
+                    s.events.clone_from(&events);
+                    CachePadded::new(Mutex::new(s))
+                })
                 .collect(),
+            events,
+        }
+    }
+
+    /// The index expired-key events carry (SWAPDB moves a database).
+    pub fn set_db_index(&self, db: usize) {
+        if let Some(ev) = &self.events {
+            ev.db.store(db, Ordering::Relaxed);
         }
     }
 

@@ -55,9 +55,23 @@ pub struct ExpireCycle {
     pub timed_out: bool,
 }
 
+/// Receives keys deleted because their TTL passed, lazily or by the active
+/// cycle (the node publishes the `expired` keyspace event). Called with the
+/// key's shard locked: it must not touch the keyspace.
+pub trait ExpiredHook: Send + Sync + std::fmt::Debug {
+    fn expired(&self, db: usize, key: &[u8]);
+}
+
+/// Callbacks the embedding layer installs on a [`Store`].
+#[derive(Debug, Default)]
+pub struct Hooks {
+    expired: std::sync::OnceLock<Box<dyn ExpiredHook>>,
+}
+
 /// All databases of one node.
 #[derive(Debug)]
 pub struct Store {
+    hooks: Arc<Hooks>,
     /// Swapped as a whole so SWAPDB is atomic for every reader.
     dbs: ArcSwap<Vec<Arc<Keyspace>>>,
     clock: Arc<dyn Clock>,
@@ -69,15 +83,22 @@ pub struct Store {
 
 impl Store {
     pub fn new(config: StoreConfig, clock: Arc<dyn Clock>) -> Self {
+        let hooks = Arc::new(Hooks::default());
         let dbs = (0..config.databases.max(1))
-            .map(|_| Arc::new(Keyspace::new(config.shards)))
+            .map(|i| Arc::new(Keyspace::with_hooks(config.shards, i, Arc::clone(&hooks))))
             .collect();
         Store {
+            hooks,
             dbs: ArcSwap::from_pointee(dbs),
             clock,
             admin: Mutex::new(()),
             expire_cursor: AtomicUsize::new(0),
         }
+    }
+
+    /// Installs the expired-key hook; only the first call takes effect.
+    pub fn set_expired_hook(&self, hook: Box<dyn ExpiredHook>) {
+        let _ = self.hooks.expired.set(hook);
     }
 
     #[inline]
@@ -109,6 +130,8 @@ impl Store {
         let _g = self.admin.lock();
         let mut v: Vec<Arc<Keyspace>> = self.dbs.load().as_ref().clone();
         v.swap(a, b);
+        v[a].set_db_index(a);
+        v[b].set_db_index(b);
         self.dbs.store(Arc::new(v));
     }
 
