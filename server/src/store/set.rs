@@ -191,7 +191,7 @@ impl Set {
     }
 
     /// Converts to the hashtable encoding (one way, as in Redis).
-    fn to_table(&mut self) {
+    fn convert_to_table(&mut self) {
         if let Repr::Ints(s) = &self.repr {
             let mut t = DenseMap::with_capacity(s.len() + 1);
             for m in s.iter() {
@@ -216,7 +216,7 @@ impl Set {
                     }
                 }
             }
-            self.to_table();
+            self.convert_to_table();
         }
         match &mut self.repr {
             Repr::Table(t) => t.insert(m, ()).is_none(),
