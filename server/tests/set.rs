@@ -236,3 +236,36 @@ async fn smove_between_encodings_keeps_both_sides_true() {
     assert_eq!(q::<usize>(&mut c, &["SCARD", "dst"]).await, 101);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn expired_sets_are_missing_everywhere() {
+    let clock = shoal::store::ManualClock::new(1_000_000);
+    let node = TestNode::start_with_clock(clock.clone()).await;
+    let mut c = node.client().await;
+    fill(&mut c, "a", ["1", "2", "3"].into_iter().map(String::from)).await;
+    fill(&mut c, "b", ["2", "3", "4"].into_iter().map(String::from)).await;
+    fill(&mut c, "d", ["x"].into_iter().map(String::from)).await;
+    let _: i64 = q(&mut c, &["PEXPIRE", "a", "100"]).await;
+    let _: i64 = q(&mut c, &["PEXPIRE", "d", "100000"]).await;
+    assert_eq!(q::<usize>(&mut c, &["SINTERSTORE", "d", "a", "b"]).await, 2);
+    // A STORE replaces the destination and its TTL.
+    assert_eq!(q::<i64>(&mut c, &["TTL", "d"]).await, -1);
+    clock.advance(200);
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["SINTER", "a", "b"]).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(q::<usize>(&mut c, &["SINTERCARD", "2", "a", "b"]).await, 0);
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["SUNION", "a", "b"]).await,
+        ["2", "3", "4"]
+    );
+    assert_eq!(q::<i64>(&mut c, &["SMOVE", "a", "b", "1"]).await, 0);
+    assert_eq!(q::<i64>(&mut c, &["SCARD", "a"]).await, 0);
+    assert_eq!(q::<usize>(&mut c, &["SDIFFSTORE", "d", "a", "b"]).await, 0);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "d"]).await, 0);
+    assert_eq!(q::<i64>(&mut c, &["SADD", "a", "9"]).await, 1);
+    assert_eq!(q::<Vec<String>>(&mut c, &["SMEMBERS", "a"]).await, ["9"]);
+    assert_eq!(q::<i64>(&mut c, &["TTL", "a"]).await, -1);
+    node.stop().await;
+}
