@@ -24,7 +24,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("smove", 4, WRITE | FAST, (1, 2, 1), SET, "set", "1.0.0", "Move a member from one set to another", smove),
     cmd!("sinter", -2, READONLY, (1, -1, 1), SET, "set", "1.0.0", "Intersect multiple sets", sinter),
     // Redis reports movablekeys and 0,0,0: the keys follow a numkeys argument.
-    cmd!("sintercard", -3, READONLY, (0, 0, 0), SET, "set", "7.0.0", "Intersect multiple sets and return the cardinality of the result", sintercard),
+    cmd!("sintercard", -3, READONLY | MOVABLEKEYS, (0, 0, 0), SET, "set", "7.0.0", "Intersect multiple sets and return the cardinality of the result", sintercard),
     cmd!("sinterstore", -3, WRITE | DENYOOM, (1, -1, 1), SET, "set", "1.0.0", "Intersect multiple sets and store the resulting set in a key", sinterstore),
     cmd!("sunion", -2, READONLY, (1, -1, 1), SET, "set", "1.0.0", "Add multiple sets", sunion),
     cmd!("sunionstore", -3, WRITE | DENYOOM, (1, -1, 1), SET, "set", "1.0.0", "Add multiple sets and store the resulting set in a key", sunionstore),
