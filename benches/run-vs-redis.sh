@@ -19,7 +19,7 @@ pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 mkdir -p "$here/results"
-out="$here/results/$(date +%Y-%m-%d)-vs-redis${BVR_QUICK:+-quick}.txt"
+out="$here/results/$(date +%Y-%m-%d)-vs-redis${BVR_SUITE:+-$BVR_SUITE}${BVR_QUICK:+-quick}.txt"
 {
   echo "# shoal vs redis-server $(redis-server --version | awk '{print $3}'), $(date -u +%FT%TZ)"
   echo "# machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"

@@ -530,3 +530,61 @@ async fn slow_subscriber_is_disconnected_after_the_soft_limit_period() {
     drop(slow);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn keyspace_events_for_collections() {
+    let node = TestNode::start().await;
+    let mut c = Client::connect(node.addr).await;
+    let mut s = Client::connect(node.addr).await;
+    assert_eq!(
+        s.cmd("PSUBSCRIBE __keyevent@0__:*").await,
+        confirm("*", "psubscribe", Some("__keyevent@0__:*"), 1)
+    );
+    assert_eq!(
+        c.cmd("CONFIG SET notify-keyspace-events Eg$lshz").await,
+        "+OK\r\n"
+    );
+    for line in [
+        "LPUSH l a b",
+        "RPOP l",
+        "LPOP l",
+        "HSET h f v",
+        "HDEL h f",
+        "SADD s a",
+        "SREM s a",
+        "ZADD z 1 a",
+        "ZINCRBY z 1 a",
+        "ZREM z a",
+        "SETBIT b 1 1",
+        "LPUSH q x",
+    ] {
+        c.cmd(line).await;
+    }
+    // Another client's pop is reported the same way.
+    let mut w = Client::connect(node.addr).await;
+    assert_eq!(w.cmd("RPOP q").await, "$1\r\nx\r\n");
+    let got = events(&mut s, 18).await;
+    let want = ev(&[
+        ("__keyevent@0__:lpush", "l"),
+        ("__keyevent@0__:rpop", "l"),
+        ("__keyevent@0__:lpop", "l"),
+        ("__keyevent@0__:del", "l"),
+        ("__keyevent@0__:hset", "h"),
+        ("__keyevent@0__:hdel", "h"),
+        ("__keyevent@0__:del", "h"),
+        ("__keyevent@0__:sadd", "s"),
+        ("__keyevent@0__:srem", "s"),
+        ("__keyevent@0__:del", "s"),
+        ("__keyevent@0__:zadd", "z"),
+        ("__keyevent@0__:zincr", "z"),
+        ("__keyevent@0__:zrem", "z"),
+        ("__keyevent@0__:del", "z"),
+        ("__keyevent@0__:setbit", "b"),
+        ("__keyevent@0__:lpush", "q"),
+        ("__keyevent@0__:rpop", "q"),
+        ("__keyevent@0__:del", "q"),
+    ]);
+    assert_eq!(got, want);
+    s.quiet().await;
+    node.stop().await;
+}

@@ -11,11 +11,23 @@ const MAX_LEVEL: usize = 32;
 pub const NIL: u32 = u32::MAX;
 const HEADER: u32 = 0;
 
+/// A forward link. It carries the next node's links offset and score, so a
+/// search step reads one link and compares without touching the next node
+/// (the member is read only when scores tie): one cache miss per step.
 #[derive(Clone, Copy, Debug)]
 struct Link {
     next: u32,
+    next_off: u32,
     span: u32,
+    score: f64,
 }
+
+const EMPTY: Link = Link {
+    next: NIL,
+    next_off: 0,
+    span: 0,
+    score: 0.0,
+};
 
 #[derive(Clone, Debug)]
 struct Node {
@@ -23,7 +35,9 @@ struct Node {
     score: f64,
     /// Previous node at level 0; `NIL` for the first node (and the header).
     back: u32,
-    links: Box<[Link]>,
+    /// Where this node's links start in `links`.
+    off: u32,
+    level: u8,
 }
 
 /// The skiplist. Scores are never NaN (callers refuse NaN), so `<`/`==` order them totally.
@@ -31,10 +45,14 @@ struct Node {
 pub struct SkipList {
     nodes: Vec<Node>,
     free: Vec<u32>,
+    /// Every node's links, `level` consecutive entries per node.
+    links: Vec<Link>,
+    /// Freed link blocks by level (index level-1).
+    free_links: Vec<Vec<u32>>,
     tail: u32,
     len: usize,
     level: usize,
-    /// Heap bytes owned by members and link arrays of live nodes.
+    /// Heap bytes owned by members of live nodes.
     heap: usize,
     rng: u64,
 }
@@ -45,27 +63,24 @@ impl Default for SkipList {
     }
 }
 
-/// Whether node (s, m) sorts strictly before (score, member).
-#[inline]
-fn before(s: f64, m: &[u8], score: f64, member: &[u8]) -> bool {
-    s < score || (s == score && m < member)
-}
-
 impl SkipList {
     pub fn new() -> Self {
         let header = Node {
             member: Box::default(),
             score: 0.0,
             back: NIL,
-            links: vec![Link { next: NIL, span: 0 }; MAX_LEVEL].into_boxed_slice(),
+            off: 0,
+            level: MAX_LEVEL as u8,
         };
         SkipList {
             nodes: vec![header],
             free: Vec::new(),
+            links: vec![EMPTY; MAX_LEVEL],
+            free_links: Vec::new(),
             tail: NIL,
             len: 0,
             level: 1,
-            heap: MAX_LEVEL * std::mem::size_of::<Link>(),
+            heap: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
         }
     }
@@ -80,10 +95,16 @@ impl SkipList {
         self.len == 0
     }
 
-    /// Heap bytes owned (O(1)).
+    /// Heap bytes owned: node and link arenas, free lists, members.
     pub fn heap_size(&self) -> usize {
         self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.links.capacity() * std::mem::size_of::<Link>()
             + self.free.capacity() * std::mem::size_of::<u32>()
+            + self
+                .free_links
+                .iter()
+                .map(|f| f.capacity() * std::mem::size_of::<u32>())
+                .sum::<usize>()
             + self.heap
     }
 
@@ -106,12 +127,13 @@ impl SkipList {
 
     #[inline]
     fn link(&self, x: u32, i: usize) -> Link {
-        self.nodes[x as usize].links[i]
+        self.links[self.nodes[x as usize].off as usize + i]
     }
 
+    /// Whether the node `l` points to sorts strictly before (score, member).
     #[inline]
-    fn link_mut(&mut self, x: u32, i: usize) -> &mut Link {
-        &mut self.nodes[x as usize].links[i]
+    fn before(&self, l: &Link, score: f64, member: &[u8]) -> bool {
+        l.score < score || (l.score == score && *self.nodes[l.next as usize].member < *member)
     }
 
     /// Member and score of node `n` (a position from this list).
@@ -133,43 +155,54 @@ impl SkipList {
         self.nodes[n as usize].back
     }
 
+    fn alloc_links(&mut self, level: usize) -> u32 {
+        if let Some(off) = self.free_links.get_mut(level - 1).and_then(Vec::pop) {
+            return off;
+        }
+        let off = self.links.len() as u32;
+        self.links.resize(self.links.len() + level, EMPTY);
+        off
+    }
+
     /// Inserts (score, member); the member must not be present.
     pub fn insert(&mut self, score: f64, member: &[u8]) {
         let mut update = [HEADER; MAX_LEVEL];
+        let mut update_off = [0u32; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
-        let mut x = HEADER;
+        let (mut x, mut xo) = (HEADER, 0u32);
         for i in (0..self.level).rev() {
             rank[i] = if i + 1 == self.level { 0 } else { rank[i + 1] };
             loop {
-                let l = self.link(x, i);
-                if l.next == NIL {
-                    break;
-                }
-                let n = &self.nodes[l.next as usize];
-                if !before(n.score, &n.member, score, member) {
+                let l = self.links[xo as usize + i];
+                if l.next == NIL || !self.before(&l, score, member) {
                     break;
                 }
                 rank[i] += l.span;
                 x = l.next;
+                xo = l.next_off;
             }
             update[i] = x;
+            update_off[i] = xo;
         }
         let level = self.random_level();
         if level > self.level {
             for i in self.level..level {
                 rank[i] = 0;
                 update[i] = HEADER;
-                self.link_mut(HEADER, i).span = self.len as u32;
+                update_off[i] = 0;
+                self.links[i].span = self.len as u32;
             }
             self.level = level;
         }
+        let off = self.alloc_links(level);
         let node = Node {
             member: member.into(),
             score,
             back: if update[0] == HEADER { NIL } else { update[0] },
-            links: vec![Link { next: NIL, span: 0 }; level].into_boxed_slice(),
+            off,
+            level: level as u8,
         };
-        self.heap += member.len() + level * std::mem::size_of::<Link>();
+        self.heap += member.len();
         let idx = match self.free.pop() {
             Some(i) => {
                 self.nodes[i as usize] = node;
@@ -181,20 +214,23 @@ impl SkipList {
             }
         };
         for i in 0..level {
-            let ul = self.link(update[i], i);
-            *self.link_mut(idx, i) = Link {
-                next: ul.next,
+            let at = update_off[i] as usize + i;
+            let ul = self.links[at];
+            self.links[off as usize + i] = Link {
                 span: ul.span - (rank[0] - rank[i]),
+                ..ul
             };
-            *self.link_mut(update[i], i) = Link {
+            self.links[at] = Link {
                 next: idx,
+                next_off: off,
                 span: rank[0] - rank[i] + 1,
+                score,
             };
         }
-        for (i, &u) in update.iter().enumerate().take(self.level).skip(level) {
-            self.link_mut(u, i).span += 1;
+        for (i, &uo) in update_off.iter().enumerate().take(self.level).skip(level) {
+            self.links[uo as usize + i].span += 1;
         }
-        let next = self.link(idx, 0).next;
+        let next = self.links[off as usize].next;
         if next == NIL {
             self.tail = idx;
         } else {
@@ -206,18 +242,15 @@ impl SkipList {
     /// The predecessors at every level of the first node not before (score, member).
     fn find_update(&self, score: f64, member: &[u8]) -> [u32; MAX_LEVEL] {
         let mut update = [HEADER; MAX_LEVEL];
-        let mut x = HEADER;
+        let (mut x, mut xo) = (HEADER, 0u32);
         for i in (0..self.level).rev() {
             loop {
-                let l = self.link(x, i);
-                if l.next == NIL {
-                    break;
-                }
-                let n = &self.nodes[l.next as usize];
-                if !before(n.score, &n.member, score, member) {
+                let l = self.links[xo as usize + i];
+                if l.next == NIL || !self.before(&l, score, member) {
                     break;
                 }
                 x = l.next;
+                xo = l.next_off;
             }
             update[i] = x;
         }
@@ -226,36 +259,42 @@ impl SkipList {
 
     /// Unlinks node `x` given its predecessors, and frees it.
     fn unlink(&mut self, x: u32, update: &[u32; MAX_LEVEL]) {
+        let xoff = self.nodes[x as usize].off as usize;
         for (i, &u) in update.iter().enumerate().take(self.level) {
-            let ul = self.link(u, i);
+            let at = self.nodes[u as usize].off as usize + i;
+            let ul = self.links[at];
             if ul.next == x {
-                let xl = self.link(x, i);
-                *self.link_mut(u, i) = Link {
-                    next: xl.next,
+                let xl = self.links[xoff + i];
+                self.links[at] = Link {
                     span: ul.span + xl.span - 1,
+                    ..xl
                 };
             } else {
-                self.link_mut(u, i).span -= 1;
+                self.links[at].span -= 1;
             }
         }
-        let next = self.link(x, 0).next;
+        let next = self.links[xoff].next;
         let back = self.nodes[x as usize].back;
         if next == NIL {
             self.tail = back;
         } else {
             self.nodes[next as usize].back = back;
         }
-        while self.level > 1 && self.link(HEADER, self.level - 1).next == NIL {
+        while self.level > 1 && self.links[self.level - 1].next == NIL {
             self.level -= 1;
         }
         self.len -= 1;
         let node = &mut self.nodes[x as usize];
-        self.heap -= node.member.len() + node.links.len() * std::mem::size_of::<Link>();
+        self.heap -= node.member.len();
         node.member = Box::default();
-        node.links = Box::default();
+        let (off, level) = (node.off, node.level as usize);
+        if self.free_links.len() < level {
+            self.free_links.resize(level, Vec::new());
+        }
+        self.free_links[level - 1].push(off);
         self.free.push(x);
         if self.len == 0 {
-            // Give the arena back once everything is gone.
+            // Give the arenas back once everything is gone.
             *self = SkipList {
                 rng: self.rng,
                 ..SkipList::new()
@@ -280,20 +319,20 @@ impl SkipList {
 
     /// 0-based rank of (score, member), if present.
     pub fn rank(&self, score: f64, member: &[u8]) -> Option<usize> {
-        let mut x = HEADER;
+        let (mut x, mut xo) = (HEADER, 0u32);
         let mut rank = 0usize;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.link(x, i);
-                if l.next == NIL {
-                    break;
-                }
-                let n = &self.nodes[l.next as usize];
-                if !(n.score < score || (n.score == score && *n.member <= *member)) {
+                let l = self.links[xo as usize + i];
+                if l.next == NIL
+                    || !(l.score < score
+                        || (l.score == score && *self.nodes[l.next as usize].member <= *member))
+                {
                     break;
                 }
                 rank += l.span as usize;
                 x = l.next;
+                xo = l.next_off;
             }
             if x != HEADER && &*self.nodes[x as usize].member == member {
                 return rank.checked_sub(1);
@@ -305,16 +344,17 @@ impl SkipList {
     /// The node at 0-based `rank`, or `NIL`.
     pub fn at_rank(&self, rank: usize) -> u32 {
         let want = rank + 1;
-        let mut x = HEADER;
+        let (mut x, mut xo) = (HEADER, 0u32);
         let mut traversed = 0usize;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.link(x, i);
+                let l = self.links[xo as usize + i];
                 if l.next == NIL || traversed + l.span as usize > want {
                     break;
                 }
                 traversed += l.span as usize;
                 x = l.next;
+                xo = l.next_off;
             }
             if traversed == want {
                 return x;
@@ -326,20 +366,16 @@ impl SkipList {
     /// How many nodes satisfy `pred`, which must hold for a prefix of the
     /// order (every "lies before this bound" test does).
     pub fn count_prefix(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
-        let mut x = HEADER;
+        let mut xo = 0u32;
         let mut rank = 0usize;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.link(x, i);
-                if l.next == NIL {
-                    break;
-                }
-                let n = &self.nodes[l.next as usize];
-                if !pred(n.score, &n.member) {
+                let l = self.links[xo as usize + i];
+                if l.next == NIL || !pred(l.score, &self.nodes[l.next as usize].member) {
                     break;
                 }
                 rank += l.span as usize;
-                x = l.next;
+                xo = l.next_off;
             }
         }
         rank
@@ -348,16 +384,17 @@ impl SkipList {
     /// Removes `count` nodes from 0-based rank `start`, calling `f` with each member.
     pub fn remove_ranks(&mut self, start: usize, count: usize, mut f: impl FnMut(&[u8])) {
         let mut update = [HEADER; MAX_LEVEL];
-        let mut x = HEADER;
+        let (mut x, mut xo) = (HEADER, 0u32);
         let mut traversed = 0usize;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.link(x, i);
+                let l = self.links[xo as usize + i];
                 if l.next == NIL || traversed + l.span as usize > start {
                     break;
                 }
                 traversed += l.span as usize;
                 x = l.next;
+                xo = l.next_off;
             }
             update[i] = x;
         }
@@ -377,7 +414,7 @@ impl SkipList {
 
     /// The first node, or `NIL`.
     pub fn first(&self) -> u32 {
-        self.link(HEADER, 0).next
+        self.links[0].next
     }
 
     /// The last node, or `NIL`.
