@@ -44,7 +44,7 @@ measure() { # name dataset collections elements-per-collection command...
   local before; before=$(rss "$pid")
   redis-cli -p "$port" --pipe < "$tmp/$data" >/dev/null
   local keys; keys=$(redis-cli -p "$port" dbsize)
-  local k0; k0=$(redis-cli -p "$port" --scan --count 1000 | head -1)
+  local k0; k0=$(redis-cli -p "$port" randomkey)
   local enc; enc=$(redis-cli -p "$port" object encoding "$k0")
   local after; after=$(rss "$pid")
   kill "$pid"; wait "$pid" 2>/dev/null || true
