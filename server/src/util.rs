@@ -111,21 +111,33 @@ fn strip_zeros(s: &str) -> &str {
     }
 }
 
-/// Formats a long double result like Redis's INCRBYFLOAT (`%.17Lf` then
-/// trailing zeros removed); f64 is our long double, so values print with 17
-/// significant digits at most.
+/// Formats an INCRBYFLOAT / HINCRBYFLOAT result like Redis's `%.17Lf` with trailing zeros
+/// trimmed. Our arithmetic is f64, not long double, so the shortest
+/// round-tripping digits stand in for Redis's extra precision (which hides the
+/// binary noise the same way for small decimals: 10.1 + 0.2 is "10.3").
 pub fn fmt_incrbyfloat(d: f64) -> String {
-    // Redis uses "%.17Lf" (humanfriendly): fixed notation, trailing zeros trimmed.
-    // With a 64-bit double, 17 decimals show representation noise ("0.1" ->
-    // "0.10000000000000001"); Redis's 80-bit long double hides it. Use the
-    // shortest representation that round-trips, in fixed notation.
-    if d == 0.0 {
-        return "0".into();
+    // Sums like 0.1 + 0.2 land a couple of ulps away from the decimal the
+    // user expects; Redis's long double rounds that noise away at 17 digits.
+    // Prefer the 15-significant-digit neighbour when it is that close.
+    let near: f64 = format!("{d:.14e}").parse().unwrap_or(d);
+    let ulp = f64::from_bits(d.abs().to_bits() + 1) - d.abs();
+    let d = if (near - d).abs() <= 2.0 * ulp {
+        near
+    } else {
+        d
+    };
+    let mut s = format!("{d}");
+    if let Some(dot) = s.find('.')
+        && s.len() - dot - 1 > 17
+    {
+        s = format!("{d:.17}");
     }
-    let s = format!("{}", d);
-    if s.contains('e') || s.contains('E') {
-        let s = format!("{:.17}", d);
-        return strip_zeros(&s).to_string();
+    if s.contains('.') {
+        let t = s.trim_end_matches('0').trim_end_matches('.').len();
+        s.truncate(t);
+    }
+    if s == "-0" {
+        s = "0".into();
     }
     s
 }

@@ -228,35 +228,6 @@ fn parse_ld(b: &[u8]) -> Option<f64> {
     Some(v)
 }
 
-/// Formats a HINCRBYFLOAT result like Redis's `%.17Lf` with trailing zeros
-/// trimmed (the same rule as INCRBYFLOAT in string.rs). Our arithmetic is
-/// f64, not long double: sums like 0.1 + 0.2 land a couple of ulps away from
-/// the decimal Redis's extra precision rounds to, so the 15-significant-digit
-/// neighbour is preferred when it is that close.
-fn fmt_ld(d: f64) -> String {
-    let near: f64 = format!("{d:.14e}").parse().unwrap_or(d);
-    let ulp = f64::from_bits(d.abs().to_bits() + 1) - d.abs();
-    let d = if (near - d).abs() <= 2.0 * ulp {
-        near
-    } else {
-        d
-    };
-    let mut s = format!("{d}");
-    if let Some(dot) = s.find('.')
-        && s.len() - dot - 1 > 17
-    {
-        s = format!("{d:.17}");
-    }
-    if s.contains('.') {
-        let t = s.trim_end_matches('0').trim_end_matches('.').len();
-        s.truncate(t);
-    }
-    if s == "-0" {
-        s = "0".into();
-    }
-    s
-}
-
 fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let (key, field) = (args.get(1), args.get(2));
     let by = parse_ld(args.get(3)).ok_or(CmdError::NotFloat)?;
@@ -276,7 +247,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             if !new.is_finite() {
                 return Err(CmdError::msg("increment would produce NaN or Infinity"));
             }
-            Ok(Some(fmt_ld(new)))
+            Ok(Some(crate::util::fmt_incrbyfloat(new)))
         },
         |hash, s: String| {
             hash.set(field, s.as_bytes(), lim);

@@ -475,37 +475,6 @@ fn decrby(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     incr_by(ctx, args.get(1), -by)
 }
 
-/// Formats an INCRBYFLOAT result like Redis's `%.17Lf` with trailing zeros
-/// trimmed. Our arithmetic is f64, not long double, so the shortest
-/// round-tripping digits stand in for Redis's extra precision (which hides the
-/// binary noise the same way for small decimals: 10.1 + 0.2 is "10.3").
-fn fmt_incrbyfloat(d: f64) -> String {
-    // Sums like 0.1 + 0.2 land a couple of ulps away from the decimal the
-    // user expects; Redis's long double rounds that noise away at 17 digits.
-    // Prefer the 15-significant-digit neighbour when it is that close.
-    let near: f64 = format!("{d:.14e}").parse().unwrap_or(d);
-    let ulp = f64::from_bits(d.abs().to_bits() + 1) - d.abs();
-    let d = if (near - d).abs() <= 2.0 * ulp {
-        near
-    } else {
-        d
-    };
-    let mut s = format!("{d}");
-    if let Some(dot) = s.find('.')
-        && s.len() - dot - 1 > 17
-    {
-        s = format!("{d:.17}");
-    }
-    if s.contains('.') {
-        let t = s.trim_end_matches('0').trim_end_matches('.').len();
-        s.truncate(t);
-    }
-    if s == "-0" {
-        s = "0".into();
-    }
-    s
-}
-
 /// Parses a float the way Redis's `string2ld` does for INCRBYFLOAT: no
 /// surrounding spaces, no NaN, and no silent overflow or underflow.
 fn parse_ld(b: &[u8]) -> Option<f64> {
@@ -531,7 +500,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if !new.is_finite() {
         return Err(CmdError::msg("increment would produce NaN or Infinity"));
     }
-    let s = fmt_incrbyfloat(new);
+    let s = crate::util::fmt_incrbyfloat(new);
     shard.set(h, key, Value::str(s.as_bytes()), Ttl::Keep, ctx.now);
     if let Some(i) = shard.lookup(h, key, ctx.now) {
         shard.set_encoding_flags(i, crate::store::ENC_NOINT);
