@@ -117,7 +117,7 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &Args<'_>) {
     }
     if ok && spec.has(flags::WRITE) && shared.blocking.blocked() > 0 {
         let db = ctx.conn.db;
-        for p in spec.key_positions(args.len()) {
+        for p in spec.keys_in(args) {
             ctx.conn.ready.push((db, args.get(p).to_vec()));
         }
     }

@@ -130,6 +130,51 @@ impl CommandSpec {
             .collect()
     }
 
+    /// Positions of the keys in this very call: the fixed key spec, or for
+    /// MOVABLEKEYS commands the keys named by numkeys or SORT's STORE (what
+    /// Redis's getkeys procs find). Empty when numkeys is invalid.
+    pub fn keys_in(&self, args: &Args<'_>) -> Vec<usize> {
+        if !self.has(flags::MOVABLEKEYS) {
+            return self.key_positions(args.len());
+        }
+        // (position of numkeys, keys before it)
+        let (at, before): (usize, &[usize]) = match self.name {
+            "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" | "lmpop" | "zmpop" => {
+                (1, &[])
+            }
+            "blmpop" | "bzmpop" => (2, &[]),
+            "zunionstore" | "zinterstore" | "zdiffstore" => (2, &[1]),
+            "sort" | "sort_ro" => {
+                let mut v = vec![1];
+                let mut i = 2;
+                while i < args.len() {
+                    let a = args.get(i);
+                    if self.name == "sort" && is(a, "store") && i + 1 < args.len() {
+                        v.push(i + 1);
+                    }
+                    i += if is(a, "limit") {
+                        3
+                    } else if is(a, "by") || is(a, "get") || is(a, "store") {
+                        2
+                    } else {
+                        1
+                    };
+                }
+                return v;
+            }
+            _ => return self.key_positions(args.len()),
+        };
+        let n = crate::util::parse_i64(args.get(at)).unwrap_or(0);
+        match usize::try_from(n) {
+            Ok(n) if n > 0 && at + n < args.len() => {
+                let mut v = before.to_vec();
+                v.extend(at + 1..=at + n);
+                v
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// ACL categories, derived from flags plus the explicit ones, in Redis's
     /// category-bit order (which is the order COMMAND INFO prints).
     pub fn acl_categories(&self) -> Vec<String> {

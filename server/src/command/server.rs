@@ -1417,9 +1417,13 @@ fn getkeys_positions(
             "Invalid number of arguments specified for command",
         ));
     }
-    let pos = spec.key_positions(inner.len());
+    let pos = spec.keys_in(&inner);
     if pos.is_empty() {
-        return Err(CmdError::msg("The command has no key arguments"));
+        return Err(CmdError::msg(if spec.has(super::flags::MOVABLEKEYS) {
+            "Invalid arguments specified for command"
+        } else {
+            "The command has no key arguments"
+        }));
     }
     Ok((spec, pos))
 }
