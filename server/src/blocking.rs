@@ -105,6 +105,7 @@ impl Blocking {
             }
         }
         self.by_client.lock().insert(w.client.id, Arc::clone(&w));
+        w.client.blocked.store(true, Relaxed);
         self.count.fetch_add(1, Relaxed);
     }
 
@@ -125,6 +126,7 @@ impl Blocking {
         let mut by = self.by_client.lock();
         if by.get(&w.client.id).is_some_and(|x| Arc::ptr_eq(x, w)) {
             by.remove(&w.client.id);
+            w.client.blocked.store(false, Relaxed);
             self.count.fetch_sub(1, Relaxed);
         }
     }

@@ -99,7 +99,10 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &Args<'_>) {
         ctx.out.simple("QUEUED");
         return;
     }
-    ctx.conn.last_cmd = spec.name;
+    if !ctx.conn.in_exec {
+        // Inside EXEC, CLIENT LIST keeps showing `exec`, as Redis's.
+        ctx.conn.last_cmd = spec.name;
+    }
     // EXEC takes the whole gate itself; commands inside it already run under it.
     let gate = (!ctx.conn.in_exec && spec.name != "exec").then(|| shared.gate.read(ctx.conn.id));
     let start = Instant::now();

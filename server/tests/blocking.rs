@@ -150,6 +150,8 @@ async fn client_unblock_with_timeout_or_error() {
     let mut b = node.raw().await;
     send(&mut a, "BLPOP k 0").await;
     until_blocked(&node, 1).await;
+    let list = q(&mut b, &format!("CLIENT LIST ID {id}")).await;
+    assert!(list.contains(" flags=b "), "{list}");
     assert_eq!(q(&mut b, &format!("CLIENT UNBLOCK {id}")).await, ":1\r\n");
     assert_eq!(reply(&mut a).await, "*-1\r\n");
     assert_eq!(q(&mut b, &format!("CLIENT UNBLOCK {id}")).await, ":0\r\n");

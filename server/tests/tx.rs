@@ -143,6 +143,13 @@ async fn disconnect_releases_watches_and_transactions() {
     assert_eq!(q(&mut b, "WATCH k").await, OK);
     assert_eq!(q(&mut b, "MULTI").await, OK);
     assert_eq!(q(&mut b, "SET k 1").await, QUEUED);
-    assert_eq!(q(&mut b, "EXEC").await, "*1\r\n+OK\r\n");
+    // CLIENT LIST shows the transaction (it is queued, like any command).
+    assert_eq!(q(&mut b, "CLIENT INFO").await, QUEUED);
+    let exec = q(&mut b, "EXEC").await;
+    assert!(exec.starts_with("*2\r\n+OK\r\n$"), "{exec}");
+    assert!(
+        exec.contains(" flags=x ") && exec.contains(" multi=2 "),
+        "{exec}"
+    );
     node.stop().await;
 }

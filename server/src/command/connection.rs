@@ -511,6 +511,7 @@ fn client_line(c: &ClientHandle, own: Option<&Ctx<'_>>) -> String {
         Some(ctx) => ctx.conn.sub_counts(),
         None => m.subs,
     };
+    let multi = own.map_or(m.multi, |ctx| ctx.conn.multi_count());
     let (name, db, cmd, resp, lib_name, lib_ver, no_touch, no_evict, monitor) = match own {
         // The calling connection's newest state is in its ConnState, not yet published.
         Some(ctx) => (
@@ -543,6 +544,12 @@ fn client_line(c: &ClientHandle, own: Option<&Ctx<'_>>) -> String {
     if sub + psub + ssub != 0 {
         flags.push('P');
     }
+    if multi >= 0 {
+        flags.push('x');
+    }
+    if c.blocked.load(std::sync::atomic::Ordering::Relaxed) {
+        flags.push('b');
+    }
     if no_evict {
         flags.push('e');
     }
@@ -560,7 +567,7 @@ fn client_line(c: &ClientHandle, own: Option<&Ctx<'_>>) -> String {
     let mut s = String::with_capacity(256);
     let _ = write!(
         s,
-        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -572,6 +579,7 @@ fn client_line(c: &ClientHandle, own: Option<&Ctx<'_>>) -> String {
         sub,
         psub,
         ssub,
+        multi,
         m.qbuf,
         m.obuf,
         cmd,

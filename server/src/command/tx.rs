@@ -184,6 +184,7 @@ fn exec(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     unwatch_all(ctx.conn);
     ctx.out.array(m.queued.len());
     ctx.conn.in_exec = true;
+    ctx.conn.exec_len = m.queued.len();
     ctx.conn.no_block = true;
     for q in &m.queued {
         crate::exec::execute(ctx, &q.args());

@@ -40,6 +40,8 @@ pub struct ClientMeta {
     pub obuf: usize,
     /// Subscriptions: channels, patterns, shard channels (CLIENT LIST sub/psub/ssub).
     pub subs: (usize, usize, usize),
+    /// Commands queued in MULTI; -1 outside a transaction (CLIENT LIST multi=).
+    pub multi: i64,
 }
 
 /// A connected client as the registry sees it.
@@ -51,6 +53,8 @@ pub struct ClientHandle {
     pub created: Instant,
     /// Cancelled by CLIENT KILL; the connection closes at its next step.
     pub kill: CancellationToken,
+    /// Waiting in a blocking command (CLIENT LIST flag `b`).
+    pub blocked: std::sync::atomic::AtomicBool,
     pub meta: Mutex<ClientMeta>,
 }
 
@@ -72,6 +76,7 @@ impl ClientRegistry {
             laddr,
             created: now,
             kill: CancellationToken::new(),
+            blocked: std::sync::atomic::AtomicBool::new(false),
             meta: Mutex::new(ClientMeta {
                 name: String::new(),
                 lib_name: String::new(),
@@ -86,6 +91,7 @@ impl ClientRegistry {
                 qbuf: 0,
                 obuf: 0,
                 subs: (0, 0, 0),
+                multi: -1,
             }),
         });
         self.clients.insert(id, Arc::clone(&h));
@@ -142,6 +148,8 @@ pub struct ConnState {
     pub serving: bool,
     /// Running the commands of an EXEC (they skip the gate and queuing).
     pub in_exec: bool,
+    /// How many commands the running EXEC has (CLIENT LIST multi= during EXEC).
+    pub exec_len: usize,
     /// Keys written while clients were blocked, to serve after the command.
     pub ready: Vec<(usize, Vec<u8>)>,
     /// MULTI in progress.
@@ -173,6 +181,7 @@ impl ConnState {
             no_block: false,
             serving: false,
             in_exec: false,
+            exec_len: 0,
             ready: Vec::new(),
             multi: None,
             watched: Vec::new(),
@@ -224,5 +233,14 @@ impl ConnState {
         m.qbuf = qbuf;
         m.obuf = obuf;
         m.subs = self.sub_counts();
+        m.multi = self.multi_count();
+    }
+
+    /// Queued commands of the open transaction, -1 when none (CLIENT LIST).
+    pub fn multi_count(&self) -> i64 {
+        if self.in_exec {
+            return self.exec_len as i64;
+        }
+        self.multi.as_ref().map_or(-1, |m| m.queued.len() as i64)
     }
 }
