@@ -487,8 +487,10 @@ async fn slow_subscriber_is_disconnected_at_the_hard_limit() {
     )
     .await;
     assert_eq!(receivers.last().map(String::as_str), Some(":1\r\n"));
+    // Unbounded queuing would hold all 32 MB for the slow client; allow for
+    // allocator slack and the other tests of this binary running alongside.
     let grown = rss().saturating_sub(before);
-    assert!(grown < 16 * 1024 * 1024, "RSS grew by {grown} bytes");
+    assert!(grown < 24 * 1024 * 1024, "RSS grew by {grown} bytes");
     drop(slow);
     drop(fast);
     node.stop().await;
