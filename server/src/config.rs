@@ -55,10 +55,15 @@ pub struct Config {
     pub slowlog_log_slower_than: i64,
     /// Entries the SLOWLOG keeps.
     pub slowlog_max_len: u64,
-    /// Memory limit in bytes; 0 = none. Eviction is not implemented yet, so only 0 is accepted.
+    /// Memory limit in bytes for the keyspace (0 = none); past it keys are
+    /// evicted by `maxmemory-policy`, or writes refused with OOM.
     pub maxmemory: u64,
-    /// Eviction policy name (reported; eviction arrives with the memory work).
+    /// Eviction policy: noeviction, allkeys-lru/lfu/random, volatile-lru/lfu/random/ttl.
     pub maxmemory_policy: String,
+    /// LFU counter growth: hits needed to saturate grow with this factor.
+    pub lfu_log_factor: u32,
+    /// Minutes after which an idle key's LFU counter is decremented (0 = never).
+    pub lfu_decay_time: u32,
     /// Keys sampled per eviction.
     pub maxmemory_samples: u64,
     /// Working directory for data files.
@@ -166,6 +171,8 @@ impl Default for Config {
             maxmemory: 0,
             maxmemory_policy: "noeviction".into(),
             maxmemory_samples: 5,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
             dir: ".".into(),
             hash_max_listpack_entries: 128,
             hash_max_listpack_value: 64,
@@ -266,15 +273,16 @@ fn in_range<T: PartialOrd + std::fmt::Display>(v: T, lo: T, hi: T) -> Result<T, 
     }
 }
 
+/// In the order Redis lists them in its CONFIG SET error.
 const POLICIES: &[&str] = &[
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
     "volatile-lru",
     "volatile-lfu",
     "volatile-random",
     "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
 ];
 
 const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
@@ -480,14 +488,10 @@ pub static PARAMS: &[Param] = &[
     Param {
         name: "maxmemory",
         mutable: true,
-        doc: "memory limit in bytes (only 0 = unlimited until eviction lands)",
+        doc: "memory limit in bytes, with k/kb/m/mb/g/gb units (0 = unlimited)",
         get: |c| c.maxmemory.to_string(),
         set: |c, v| {
-            let m = parse_mem(v)?;
-            if m != 0 {
-                return Err("maxmemory limits are not supported yet by this version (eviction is not implemented); only 0 is accepted".into());
-            }
-            c.maxmemory = m;
+            c.maxmemory = parse_mem(v)?;
             Ok(())
         },
     },
@@ -635,6 +639,26 @@ pub static PARAMS: &[Param] = &[
         get: |c| format_output_limits(&c.client_output_buffer_limit),
         set: |c, v| {
             c.client_output_buffer_limit = parse_output_limits(&c.client_output_buffer_limit, v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "lfu-log-factor",
+        mutable: true,
+        doc: "LFU counter growth factor (higher = more hits to saturate)",
+        get: |c| c.lfu_log_factor.to_string(),
+        set: |c, v| {
+            c.lfu_log_factor = int_in(v, 0, i32::MAX as i64)? as u32;
+            Ok(())
+        },
+    },
+    Param {
+        name: "lfu-decay-time",
+        mutable: true,
+        doc: "minutes per LFU counter decrement of an idle key (0 = never)",
+        get: |c| c.lfu_decay_time.to_string(),
+        set: |c, v| {
+            c.lfu_decay_time = int_in(v, 0, i32::MAX as i64)? as u32;
             Ok(())
         },
     },

@@ -99,6 +99,22 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &Args<'_>) {
         ctx.out.simple("QUEUED");
         return;
     }
+    // maxmemory: evict first; if still over, refuse what may grow memory.
+    if shared
+        .memory
+        .maxmemory
+        .load(std::sync::atomic::Ordering::Relaxed)
+        > 0
+        && !ctx.conn.serving
+        && !shared.enforce_maxmemory(ctx.now)
+        && spec.has(flags::DENYOOM)
+    {
+        reject(
+            ctx,
+            CmdError::Raw("OOM command not allowed when used memory > 'maxmemory'.".into()),
+        );
+        return;
+    }
     if !ctx.conn.in_exec {
         // Inside EXEC, CLIENT LIST keeps showing `exec`, as Redis's.
         ctx.conn.last_cmd = spec.name;

@@ -49,6 +49,7 @@ pub struct Stats {
     /// Writes since the last save (no persistence yet: since start).
     pub dirty: AtomicU64,
     pub expire_cycles_timed_out: AtomicU64,
+    pub evicted_keys: AtomicU64,
 }
 
 impl Stats {
@@ -290,6 +291,87 @@ pub struct Shared {
     pub gate: crate::command::tx::Gate,
     /// Clients blocked in BLPOP and friends.
     pub blocking: crate::blocking::Blocking,
+    /// `maxmemory` and its policy, mirrored from the config for the write path.
+    pub memory: MemoryLimit,
+}
+
+/// The eviction settings every write checks, as atomics (CONFIG SET updates them).
+#[derive(Debug, Default)]
+pub struct MemoryLimit {
+    pub maxmemory: AtomicU64,
+    policy: std::sync::atomic::AtomicU8,
+    samples: AtomicUsize,
+    lfu_decay_time: std::sync::atomic::AtomicU32,
+}
+
+/// Memory counted beyond the keyspace (runtime, tables, buffers): what
+/// used_memory reports on an empty server.
+pub const BASELINE_MEMORY: u64 = 1024 * 1024;
+
+const POLICY_ORDER: [&str; 8] = [
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
+
+impl MemoryLimit {
+    /// Applies the config's memory settings (start-up and CONFIG SET).
+    pub fn apply(&self, c: &Config, store: &Store) {
+        let policy = crate::store::evict::Policy::parse(&c.maxmemory_policy)
+            .unwrap_or(crate::store::evict::Policy::NoEviction);
+        let idx = POLICY_ORDER
+            .iter()
+            .position(|p| *p == c.maxmemory_policy)
+            .unwrap_or(0);
+        self.policy.store(idx as u8, Relaxed);
+        self.samples.store(c.maxmemory_samples as usize, Relaxed);
+        self.lfu_decay_time.store(c.lfu_decay_time, Relaxed);
+        self.maxmemory.store(c.maxmemory, Relaxed);
+        store.set_lfu(policy.is_lfu(), c.lfu_log_factor, c.lfu_decay_time);
+    }
+
+    fn policy(&self) -> crate::store::evict::Policy {
+        let name = POLICY_ORDER[self.policy.load(Relaxed) as usize % POLICY_ORDER.len()];
+        crate::store::evict::Policy::parse(name).unwrap_or(crate::store::evict::Policy::NoEviction)
+    }
+}
+
+impl Shared {
+    /// Memory as `maxmemory` sees it: the keyspace (from the shards' O(1)
+    /// reports) plus the baseline.
+    #[inline]
+    pub fn used_memory_for_limit(&self) -> u64 {
+        self.store.used_memory_fast() as u64 + BASELINE_MEMORY
+    }
+
+    /// Called before a command when `maxmemory` is set: evicts by the policy
+    /// until under the limit. False when still over it (noeviction, or nothing
+    /// evictable left): then commands that may grow memory are refused.
+    pub fn enforce_maxmemory(&self, now: u64) -> bool {
+        let max = self.memory.maxmemory.load(Relaxed);
+        if max == 0 || self.used_memory_for_limit() <= max {
+            return true;
+        }
+        let cfg = crate::store::evict::EvictConfig {
+            policy: self.memory.policy(),
+            samples: self.memory.samples.load(Relaxed).max(1),
+            lfu_decay_time: self.memory.lfu_decay_time.load(Relaxed),
+            limit: max.saturating_sub(BASELINE_MEMORY) as usize,
+        };
+        let r = self.store.evict(cfg, now, &mut |db, key| {
+            self.stats.evicted_keys.fetch_add(1, Relaxed);
+            self.notify_keyspace(db, crate::notify::EVICTED, "evicted", key);
+        });
+        if r.keys > 0 {
+            tracing::debug!(evicted = r.keys, "evicted keys to stay under maxmemory");
+        }
+        r.ok
+    }
 }
 
 /// Publishes `expired` events for keys the store expires (lazily or actively).
@@ -321,6 +403,8 @@ impl Shared {
         let notify_flags = Arc::new(std::sync::atomic::AtomicU32::new(
             config.notify_keyspace_events,
         ));
+        let memory = MemoryLimit::default();
+        memory.apply(&config, &store);
         let pubsub = Arc::new(PubSub::new());
         pubsub.set_limits(config.client_output_buffer_limit[2]);
         store.set_expired_hook(Box::new(ExpiredNotifier {
@@ -347,6 +431,7 @@ impl Shared {
             pubsub,
             gate: Default::default(),
             blocking: Default::default(),
+            memory,
         }
     }
 

@@ -659,14 +659,15 @@ fn object_encoding(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 fn object_freq(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    object_lookup(ctx, args, |ctx, _e| {
+    object_lookup(ctx, args, |ctx, e| {
         if !lfu_policy(ctx) {
             return Err(CmdError::msg(
                 "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             ));
         }
-        // No LFU counters are kept; every key reports the initial frequency.
-        ctx.out.int(0);
+        let decay = ctx.shared.config.read().lfu_decay_time;
+        let freq = crate::store::keyspace::lfu_decayed(e.access_bits(), ctx.now, decay);
+        ctx.out.int(i64::from(freq));
         Ok(())
     })
 }
@@ -675,7 +676,7 @@ fn object_idletime(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     object_lookup(ctx, args, |ctx, e| {
         if lfu_policy(ctx) {
             return Err(CmdError::msg(
-                "An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+                "An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             ));
         }
         ctx.out.int(e.idle_secs(ctx.now) as i64);

@@ -480,7 +480,7 @@ fn find_spec(table: &CommandTable, name: &[u8]) -> Option<&'static CommandSpec> 
 /// Fixed overhead of a running node not held by the keyspace (runtime,
 /// command table, buffers), so used_memory reads like Redis's, which
 /// counts its own start-up allocations (~0.9 MB) too.
-const BASELINE_MEMORY: u64 = 1024 * 1024;
+use crate::node::BASELINE_MEMORY;
 
 /// Highest used_memory seen by INFO/MEMORY STATS. We have no allocator
 /// hook, so the peak is what these commands observed, not a true peak.
@@ -815,7 +815,7 @@ fn info_section(ctx: &Ctx<'_>, name: &str, s: &mut String) {
                 "expired_time_cap_reached_count",
                 st.expire_cycles_timed_out.load(Relaxed)
             );
-            field!(s, "evicted_keys", 0);
+            field!(s, "evicted_keys", shared.stats.evicted_keys.load(Relaxed));
             field!(s, "evicted_clients", 0);
             field!(s, "keyspace_hits", ks.hits);
             field!(s, "keyspace_misses", ks.misses);
@@ -997,6 +997,7 @@ fn config_set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         shared
             .notify_flags
             .store(cfg.notify_keyspace_events, Relaxed);
+        shared.memory.apply(&cfg, &shared.store);
     }
     let max = shared.slowlog.max_len.load(Relaxed);
     shared.slowlog.entries.lock().truncate(max);

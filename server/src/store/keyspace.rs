@@ -28,6 +28,10 @@ const NO_FREE: u32 = u32::MAX;
 /// The access clock keeps 24 bits of seconds, as Redis's LRU clock does; the
 /// high 8 bits of `Entry::access` hold encoding flags.
 const LRU_MASK: u32 = (1 << 24) - 1;
+/// A shard reports its memory to the store-wide counter once it moved this much.
+pub const MEM_SYNC: usize = 4096;
+/// The LFU counter of a new key (Redis's LFU_INIT_VAL), so it is not evicted at once.
+pub const LFU_INIT_VAL: u32 = 5;
 /// The string was modified in place (APPEND, SETRANGE): OBJECT ENCODING says "raw".
 pub const ENC_RAW: u32 = 1 << 24;
 /// The string was written as a float (INCRBYFLOAT): never "int" encoded.
@@ -68,6 +72,12 @@ impl Entry {
     #[inline]
     pub fn is_expired(&self, now: u64) -> bool {
         self.expire_at != 0 && self.expire_at != HOLE && now > self.expire_at
+    }
+
+    /// The raw 24-bit access metadata: an LRU clock, or LFU minutes and counter.
+    #[inline]
+    pub fn access_bits(&self) -> u32 {
+        self.access & LRU_MASK
     }
 
     /// Seconds-resolution clock value of the last access (24 bits, wraps like Redis's).
@@ -148,6 +158,10 @@ pub struct Shard {
     /// the key (write, delete, expiry, flush). Empty unless someone watches,
     /// so the write path pays one emptiness check.
     watched: hashbrown::HashMap<Box<[u8]>, WatchSlot>,
+    /// What this shard last added to the store-wide memory counter.
+    reported: usize,
+    /// xorshift state for the LFU counter's probabilistic increment.
+    rng: u64,
 }
 
 /// A watched key: its modification count and how many clients watch it.
@@ -161,8 +175,69 @@ impl Shard {
     fn new() -> Self {
         Shard {
             free_head: NO_FREE,
+            rng: 0x2545_F491_4F6C_DD1D,
             ..Default::default()
         }
+    }
+
+    /// Reports this shard's memory to the store-wide counter once it moved by
+    /// [`MEM_SYNC`] bytes, so `maxmemory` checks stay O(1) and mostly free of
+    /// shared-cache-line writes.
+    #[inline]
+    fn sync_memory(&mut self) {
+        if let Some(ev) = &self.events {
+            let now = self.used_memory();
+            if now.abs_diff(self.reported) >= MEM_SYNC {
+                ev.hooks
+                    .used
+                    .fetch_add(now as isize - self.reported as isize, Ordering::Relaxed);
+                self.reported = now;
+            }
+        }
+    }
+
+    #[inline]
+    fn lfu_mode(&self) -> bool {
+        self.events
+            .as_ref()
+            .is_some_and(|ev| ev.hooks.lfu.load(Ordering::Relaxed))
+    }
+
+    /// Access metadata for a new key: LRU clock, or LFU's initial counter.
+    #[inline]
+    fn fresh_access(&self, now: u64) -> u32 {
+        if self.lfu_mode() {
+            (lfu_minutes(now) << 8) | LFU_INIT_VAL
+        } else {
+            lru_clock(now)
+        }
+    }
+
+    /// Records an access: refreshes the LRU clock, or decays and then
+    /// logarithmically increments the LFU counter (Redis's updateLFU).
+    #[inline]
+    fn touch_access(&mut self, i: u32, now: u64) {
+        let Some(ev) = &self.events else {
+            let e = &mut self.entries[i as usize];
+            e.access = (e.access & !LRU_MASK) | lru_clock(now);
+            return;
+        };
+        let hooks = &ev.hooks;
+        if !hooks.lfu.load(Ordering::Relaxed) {
+            let e = &mut self.entries[i as usize];
+            e.access = (e.access & !LRU_MASK) | lru_clock(now);
+            return;
+        }
+        let factor = hooks.lfu_log_factor.load(Ordering::Relaxed);
+        let decay = hooks.lfu_decay_time.load(Ordering::Relaxed);
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let r = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
+        let e = &mut self.entries[i as usize];
+        let counter = lfu_decayed(e.access, now, decay);
+        let counter = lfu_log_incr(counter, factor, r);
+        e.access = (e.access & !LRU_MASK) | (lfu_minutes(now) << 8) | counter;
     }
 
     #[inline]
@@ -218,8 +293,7 @@ impl Shard {
             Some(i) => {
                 self.stats.hits += 1;
                 if touch {
-                    let e = &mut self.entries[i as usize];
-                    e.access = (e.access & !LRU_MASK) | lru_clock(now);
+                    self.touch_access(i, now);
                 }
             }
             None => self.stats.misses += 1,
@@ -240,6 +314,7 @@ impl Shard {
         let r = f(&mut e.value);
         let after = e.value.heap_size();
         self.heap = self.heap + after - before;
+        self.sync_memory();
         r
     }
 
@@ -270,7 +345,13 @@ impl Shard {
                 if let Ttl::At(at) = ttl {
                     self.set_expire(idx, at);
                 }
-                self.entries[idx as usize].access = lru_clock(now);
+                // A new value: fresh LRU clock; LFU keeps the key's counter, as Redis's.
+                if !self.lfu_mode() {
+                    self.entries[idx as usize].access = lru_clock(now);
+                } else {
+                    let e = &mut self.entries[idx as usize];
+                    e.access &= LRU_MASK;
+                }
                 Some(old)
             }
             None => {
@@ -298,7 +379,7 @@ impl Shard {
             key: CompactBytes::new(key),
             value,
             expire_at,
-            access: lru_clock(now),
+            access: self.fresh_access(now),
         };
         self.heap += entry.heap_size();
         if expire_at != 0 {
@@ -317,6 +398,7 @@ impl Shard {
         let entries = &self.entries;
         self.index
             .insert_unique(h, idx, |&i| hash_key(entries[i as usize].key.as_slice()));
+        self.sync_memory();
         idx
     }
 
@@ -340,6 +422,7 @@ impl Shard {
         }
         self.heap -= old.heap_size();
         self.maybe_compact();
+        self.sync_memory();
         old
     }
 
@@ -381,10 +464,20 @@ impl Shard {
             }
         }
         let events = self.events.take();
+        let reported = self.reported;
         *self = Shard::new();
         self.stats = stats;
         self.watched = watched;
         self.events = events;
+        // Hand back everything this shard had reported.
+        self.reported = reported;
+        if let Some(ev) = &self.events {
+            let now = self.used_memory();
+            ev.hooks
+                .used
+                .fetch_add(now as isize - reported as isize, Ordering::Relaxed);
+            self.reported = now;
+        }
     }
 
     /// Tells the store's expiry hook (if any) that `old` expired.
@@ -434,6 +527,13 @@ impl Shard {
         self.watched.get(key).map(|w| w.version)
     }
 
+    /// The live entry of `key`, without deleting, counting or touching anything.
+    pub fn peek(&self, h: u64, key: &[u8], now: u64) -> Option<&Entry> {
+        let i = self.find(h, key)?;
+        let e = &self.entries[i as usize];
+        (!e.is_expired(now)).then_some(e)
+    }
+
     /// Whether `key` is present but logically expired (not yet deleted).
     pub fn is_expired_key(&self, h: u64, key: &[u8], now: u64) -> bool {
         self.find(h, key)
@@ -462,6 +562,33 @@ impl Shard {
             .iter()
             .position(|e| !e.is_hole())
             .map(|i| i as u32)
+    }
+
+    /// Visits up to `n` live entries at consecutive positions from a random
+    /// one (wrapping), looking at no more than `4n` positions. Consecutive
+    /// positions share cache lines and prefetching, which is why Redis's
+    /// eviction samples runs of buckets rather than scattered keys.
+    pub fn sample_run(&self, rng: &mut impl Rng, n: usize, mut f: impl FnMut(&Entry)) {
+        let len = self.entries.len();
+        if self.live == 0 || len == 0 {
+            return;
+        }
+        let mut at = rng.random_range(0..len);
+        let mut taken = 0;
+        for _ in 0..(4 * n).min(len) {
+            let e = &self.entries[at];
+            if !e.is_hole() {
+                f(e);
+                taken += 1;
+                if taken == n {
+                    return;
+                }
+            }
+            at += 1;
+            if at == len {
+                at = 0;
+            }
+        }
     }
 
     /// Number of positions (live entries plus holes), the range of SCAN positions.
@@ -536,6 +663,38 @@ impl Shard {
         }
         (seen, expired)
     }
+}
+
+/// LFU's 16-bit minutes clock (Redis's LFUGetTimeInMinutes).
+#[inline]
+pub fn lfu_minutes(now_ms: u64) -> u32 {
+    ((now_ms / 60_000) & 0xFFFF) as u32
+}
+
+/// The LFU counter of `access` after decaying one step per `decay_time`
+/// minutes since it was last touched (Redis's LFUDecrAndReturn).
+pub fn lfu_decayed(access: u32, now_ms: u64, decay_time: u32) -> u32 {
+    let ldt = (access >> 8) & 0xFFFF;
+    let counter = access & 0xFF;
+    let now = lfu_minutes(now_ms);
+    let elapsed = if now >= ldt {
+        now - ldt
+    } else {
+        65535 - ldt + now
+    };
+    let periods = elapsed.checked_div(decay_time).unwrap_or(0);
+    counter.saturating_sub(periods)
+}
+
+/// Redis's LFULogIncr: the counter grows with probability 1/((c-5)*factor+1),
+/// so 255 means about a million hits at factor 10. `r` is uniform in [0, 1).
+pub fn lfu_log_incr(counter: u32, factor: u32, r: f64) -> u32 {
+    if counter >= 255 {
+        return 255;
+    }
+    let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
+    let p = 1.0 / (base * factor as f64 + 1.0);
+    if r < p { counter + 1 } else { counter }
 }
 
 /// Seconds-resolution access clock, 24 bits (wraps every 194 days, like Redis's).
@@ -782,5 +941,36 @@ mod tests {
         assert_eq!(total, 49);
         assert_eq!(s.len(), 50);
         assert_eq!(s.volatile(), 0);
+    }
+}
+
+#[cfg(test)]
+mod lfu_tests {
+    use super::*;
+
+    #[test]
+    fn counter_grows_logarithmically_and_decays_per_period() {
+        // Below the initial value every hit counts; past it, fewer and fewer.
+        assert_eq!(lfu_log_incr(0, 10, 0.99), 1);
+        assert_eq!(lfu_log_incr(5, 10, 0.99), 6);
+        assert_eq!(lfu_log_incr(6, 10, 0.5), 6);
+        assert_eq!(lfu_log_incr(6, 10, 0.05), 7);
+        assert_eq!(lfu_log_incr(255, 10, 0.0), 255);
+        let mut c = LFU_INIT_VAL;
+        let mut x = 1u64;
+        for _ in 0..100_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            c = lfu_log_incr(c, 10, (x >> 11) as f64 / (1u64 << 53) as f64);
+        }
+        // Redis documents about 142 after 100k hits at factor 10.
+        assert!((120..170).contains(&c), "{c} after 100k hits");
+        // One decrement per decay period of idle minutes.
+        let t0 = 1_700_000_000_000u64;
+        let access = (lfu_minutes(t0) << 8) | 30;
+        assert_eq!(lfu_decayed(access, t0, 1), 30);
+        assert_eq!(lfu_decayed(access, t0 + 10 * 60_000, 1), 20);
+        assert_eq!(lfu_decayed(access, t0 + 10 * 60_000, 2), 25);
+        assert_eq!(lfu_decayed(access, t0 + 10 * 60_000, 0), 30);
+        assert_eq!(lfu_decayed(access, t0 + 100 * 60_000, 1), 0);
     }
 }

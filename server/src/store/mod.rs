@@ -7,6 +7,7 @@
 pub mod bytes;
 pub mod clock;
 pub mod dense;
+pub mod evict;
 pub mod hash;
 pub mod keyspace;
 pub mod list;
@@ -62,10 +63,32 @@ pub trait ExpiredHook: Send + Sync + std::fmt::Debug {
     fn expired(&self, db: usize, key: &[u8]);
 }
 
-/// Callbacks the embedding layer installs on a [`Store`].
-#[derive(Debug, Default)]
+/// Callbacks the embedding layer installs on a [`Store`], and the store-wide
+/// state every shard reaches through its database (memory counter, LFU mode).
+#[derive(Debug)]
 pub struct Hooks {
     expired: std::sync::OnceLock<Box<dyn ExpiredHook>>,
+    /// Bytes used by all shards, as they last reported it (each reports when
+    /// its own figure moved by [`keyspace::MEM_SYNC`] bytes): what `maxmemory`
+    /// is checked against on every write without visiting the shards.
+    pub used: std::sync::atomic::AtomicIsize,
+    /// Access metadata is an LFU counter (an LFU policy is set), not an LRU clock.
+    pub lfu: std::sync::atomic::AtomicBool,
+    pub lfu_log_factor: std::sync::atomic::AtomicU32,
+    /// Minutes per counter decrement (0 = never decay).
+    pub lfu_decay_time: std::sync::atomic::AtomicU32,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            expired: std::sync::OnceLock::new(),
+            used: std::sync::atomic::AtomicIsize::new(0),
+            lfu: std::sync::atomic::AtomicBool::new(false),
+            lfu_log_factor: std::sync::atomic::AtomicU32::new(10),
+            lfu_decay_time: std::sync::atomic::AtomicU32::new(1),
+        }
+    }
 }
 
 /// All databases of one node.
@@ -79,6 +102,8 @@ pub struct Store {
     admin: Mutex<()>,
     /// Where the next active expiry cycle starts (db * shards + shard).
     expire_cursor: AtomicUsize,
+    /// The eviction pool and its bookkeeping; one evictor at a time.
+    evict_state: Mutex<evict::EvictState>,
 }
 
 impl Store {
@@ -93,7 +118,31 @@ impl Store {
             clock,
             admin: Mutex::new(()),
             expire_cursor: AtomicUsize::new(0),
+            evict_state: Mutex::new(evict::EvictState::default()),
         }
+    }
+
+    /// Store-wide settings and counters shared with the shards.
+    pub fn hooks(&self) -> &Arc<Hooks> {
+        &self.hooks
+    }
+
+    /// Bytes used by the keyspace, from the shards' last reports: O(1), within
+    /// a few KiB per recently written shard of [`Store::used_memory`].
+    #[inline]
+    pub fn used_memory_fast(&self) -> usize {
+        self.hooks.used.load(Ordering::Relaxed).max(0) as usize
+    }
+
+    /// Switches access metadata between LRU clocks and LFU counters.
+    pub fn set_lfu(&self, on: bool, log_factor: u32, decay_time: u32) {
+        self.hooks.lfu.store(on, Ordering::Relaxed);
+        self.hooks
+            .lfu_log_factor
+            .store(log_factor, Ordering::Relaxed);
+        self.hooks
+            .lfu_decay_time
+            .store(decay_time, Ordering::Relaxed);
     }
 
     /// Installs the expired-key hook; only the first call takes effect.
