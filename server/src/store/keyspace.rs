@@ -436,6 +436,14 @@ impl Shard {
     /// Moving entries can make a SCAN in progress miss keys; it happens only
     /// when three quarters of the shard were deleted.
     fn maybe_compact(&mut self) {
+        if self.live == 0 && !self.entries.is_empty() {
+            // Empty: give everything back (the table and the slot vector).
+            self.entries = Vec::new();
+            self.index = HashTable::new();
+            self.free_head = NO_FREE;
+            self.expire_cursor = 0;
+            return;
+        }
         let cap = self.entries.len();
         if cap < 1024 || self.live * 4 > cap {
             return;
