@@ -122,3 +122,135 @@ async fn million_keys_with_a_ttl_expire_without_reads() {
     );
     node.stop().await;
 }
+
+/// Zipf(0.99) over `n` items: a CDF and a deterministic xorshift sampler.
+struct Zipf {
+    cdf: Vec<f64>,
+    state: u64,
+}
+
+impl Zipf {
+    fn new(n: usize, s: f64) -> Self {
+        let mut cdf = Vec::with_capacity(n);
+        let mut acc = 0.0;
+        for k in 1..=n {
+            acc += 1.0 / (k as f64).powf(s);
+            cdf.push(acc);
+        }
+        for c in &mut cdf {
+            *c /= acc;
+        }
+        Zipf {
+            cdf,
+            state: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    fn next(&mut self) -> usize {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        let u = (self.state >> 11) as f64 / (1u64 << 53) as f64;
+        self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1)
+    }
+}
+
+/// A cache-aside workload: GET a zipf-chosen key, SET it on a miss.
+/// Returns the hit ratio.
+async fn zipf_hit_ratio(addr: std::net::SocketAddr) -> f64 {
+    let mut r = Raw::connect(addr).await;
+    assert_eq!(q(&mut r, "FLUSHALL").await, "+OK\r\n");
+    assert_eq!(q(&mut r, "CONFIG SET maxmemory 20mb").await, "+OK\r\n");
+    assert_eq!(
+        q(&mut r, "CONFIG SET maxmemory-policy allkeys-lru").await,
+        "+OK\r\n"
+    );
+    let value = vec![b'v'; 1000];
+    let mut z = Zipf::new(100_000, 0.99);
+    let (mut hits, mut total) = (0u64, 0u64);
+    let mut chunk = vec![0u8; 1 << 16];
+    for round in 0..3000 {
+        let keys: Vec<String> = (0..100).map(|_| format!("item:{:06}", z.next())).collect();
+        let mut buf = Vec::new();
+        for k in &keys {
+            buf.extend(encode(&[b"GET", k.as_bytes()]));
+        }
+        r.send(&buf).await;
+        let mut replies = Vec::new();
+        let mut acc = Vec::new();
+        while replies.len() < keys.len() {
+            while let Some(len) = reply_len(&acc) {
+                replies.push(acc.drain(..len).collect::<Vec<u8>>());
+            }
+            if replies.len() == keys.len() {
+                break;
+            }
+            let k = tokio::time::timeout(WAIT, r.stream.read(&mut chunk))
+                .await
+                .expect("replies")
+                .expect("read");
+            assert!(k > 0);
+            acc.extend_from_slice(&chunk[..k]);
+        }
+        let mut sets = Vec::new();
+        let mut n_sets = 0;
+        for (k, rep) in keys.iter().zip(&replies) {
+            // The first rounds warm the cache up; count from round 500.
+            if round >= 500 {
+                total += 1;
+            }
+            if rep.as_slice() == b"$-1\r\n" {
+                sets.extend(encode(&[b"SET", k.as_bytes(), &value]));
+                n_sets += 1;
+            } else if round >= 500 {
+                hits += 1;
+            }
+        }
+        if n_sets > 0 {
+            pipelined_raw(&mut r, &sets, n_sets).await;
+        }
+    }
+    assert_eq!(q(&mut r, "CONFIG SET maxmemory 0").await, "+OK\r\n");
+    hits as f64 / total as f64
+}
+
+async fn pipelined_raw(r: &mut Raw, buf: &[u8], n: usize) {
+    r.send(buf).await;
+    let (mut got, mut acc) = (0, Vec::new());
+    let mut chunk = vec![0u8; 1 << 16];
+    while got < n {
+        while let Some(len) = reply_len(&acc) {
+            acc.drain(..len);
+            got += 1;
+        }
+        if got == n {
+            break;
+        }
+        let k = tokio::time::timeout(WAIT, r.stream.read(&mut chunk))
+            .await
+            .expect("replies")
+            .expect("read");
+        assert!(k > 0);
+        acc.extend_from_slice(&chunk[..k]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "side by side with redis-server: run in release (see .ci/run)"]
+async fn lru_hit_ratio_is_no_worse_than_redis() {
+    let Some(redis) = common::redis_server::start_redis().await else {
+        eprintln!("skipped: redis-server is not on PATH");
+        return;
+    };
+    let node = TestNode::start().await;
+    let ours = zipf_hit_ratio(node.addr).await;
+    let theirs = zipf_hit_ratio(redis.addr).await;
+    println!(
+        "zipf(0.99) cache-aside hit ratio, maxmemory 20mb, allkeys-lru: shoal {ours:.4}, redis-server {theirs:.4}"
+    );
+    assert!(
+        ours >= theirs,
+        "shoal's LRU hit ratio {ours:.4} is worse than redis-server's {theirs:.4}"
+    );
+    node.stop().await;
+}

@@ -229,7 +229,7 @@ fn sample_into(
                     255 - lfu_decayed(e.access_bits(), now, cfg.lfu_decay_time) as u64
                 }
                 Policy::VolatileTtl => u64::MAX - e.expire_at().unwrap_or(u64::MAX),
-                _ => e.idle_secs(now),
+                _ => e.idle_ms(now),
             };
             pool_insert(pool, score, db, e.key.as_slice());
         });

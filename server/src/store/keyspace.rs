@@ -51,6 +51,10 @@ pub struct Entry {
     expire_at: u64,
     /// LRU clock (seconds) of the last access; on a hole, the next free position.
     access: u32,
+    /// Last access in 10 ms ticks (wrapping, ~497 days): the LRU order
+    /// eviction uses, finer than the seconds OBJECT IDLETIME reports. It
+    /// fits the padding of the 64-byte entry.
+    touched: u32,
 }
 
 impl Entry {
@@ -72,6 +76,12 @@ impl Entry {
     #[inline]
     pub fn is_expired(&self, now: u64) -> bool {
         self.expire_at != 0 && self.expire_at != HOLE && now > self.expire_at
+    }
+
+    /// Milliseconds since the last access, at 10 ms resolution (eviction's LRU order).
+    #[inline]
+    pub fn idle_ms(&self, now_ms: u64) -> u64 {
+        ticks(now_ms).wrapping_sub(self.touched) as u64 * 10
     }
 
     /// The raw 24-bit access metadata: an LRU clock, or LFU minutes and counter.
@@ -220,12 +230,14 @@ impl Shard {
         let Some(ev) = &self.events else {
             let e = &mut self.entries[i as usize];
             e.access = (e.access & !LRU_MASK) | lru_clock(now);
+            e.touched = ticks(now);
             return;
         };
         let hooks = &ev.hooks;
         if !hooks.lfu.load(Ordering::Relaxed) {
             let e = &mut self.entries[i as usize];
             e.access = (e.access & !LRU_MASK) | lru_clock(now);
+            e.touched = ticks(now);
             return;
         }
         let factor = hooks.lfu_log_factor.load(Ordering::Relaxed);
@@ -348,6 +360,7 @@ impl Shard {
                 // A new value: fresh LRU clock; LFU keeps the key's counter, as Redis's.
                 if !self.lfu_mode() {
                     self.entries[idx as usize].access = lru_clock(now);
+                    self.entries[idx as usize].touched = ticks(now);
                 } else {
                     let e = &mut self.entries[idx as usize];
                     e.access &= LRU_MASK;
@@ -380,6 +393,7 @@ impl Shard {
             value,
             expire_at,
             access: self.fresh_access(now),
+            touched: ticks(now),
         };
         self.heap += entry.heap_size();
         if expire_at != 0 {
@@ -413,6 +427,7 @@ impl Shard {
             value: Value::Str(CompactBytes::default()),
             expire_at: HOLE,
             access: self.free_head,
+            touched: 0,
         };
         let old = std::mem::replace(&mut self.entries[idx as usize], hole);
         self.free_head = idx;
@@ -671,6 +686,12 @@ impl Shard {
         }
         (seen, expired)
     }
+}
+
+/// The 10 ms tick clock of [`Entry::idle_ms`].
+#[inline]
+fn ticks(now_ms: u64) -> u32 {
+    (now_ms / 10) as u32
 }
 
 /// LFU's 16-bit minutes clock (Redis's LFUGetTimeInMinutes).
