@@ -346,7 +346,7 @@ impl Shared {
     /// reports) plus the baseline.
     #[inline]
     pub fn used_memory_for_limit(&self) -> u64 {
-        self.store.used_memory_fast() as u64 + BASELINE_MEMORY
+        self.store.used_memory_fast() as u64 + self.clients.buffer_bytes() + BASELINE_MEMORY
     }
 
     /// Called before a command when `maxmemory` is set: evicts by the policy

@@ -305,3 +305,41 @@ async fn lfu_counters_grow_with_hits_and_evictions_are_notified() {
     assert!(msg.contains("__keyevent@0__:evicted"), "{msg}");
     node.stop().await;
 }
+
+#[tokio::test]
+async fn client_buffers_count_in_used_memory() {
+    let node = TestNode::start().await;
+    let mut r = node.raw().await;
+    let before = info_field(&mut r, "used_memory").await;
+    // Half of a 4 MB bulk string sits in the other client's query buffer.
+    let mut big = node.raw().await;
+    let mut req = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4194304\r\n".to_vec();
+    req.extend(vec![b'x'; 2 * 1024 * 1024]);
+    big.send(&req).await;
+    let start = std::time::Instant::now();
+    loop {
+        let now = info_field(&mut r, "used_memory").await;
+        if now >= before + 2 * 1024 * 1024 {
+            break;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "used_memory {now} never counted the 2 MB buffer (was {before})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Closing the client gives it back.
+    drop(big);
+    loop {
+        let now = info_field(&mut r, "used_memory").await;
+        if now < before + 1024 * 1024 {
+            break;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "used_memory {now} kept the closed client's buffer"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    node.stop().await;
+}

@@ -487,7 +487,7 @@ use crate::node::BASELINE_MEMORY;
 static PEAK_MEMORY: AtomicU64 = AtomicU64::new(0);
 
 fn used_memory(shared: &Shared) -> u64 {
-    let used = shared.store.used_memory() as u64 + BASELINE_MEMORY;
+    let used = shared.store.used_memory() as u64 + shared.clients.buffer_bytes() + BASELINE_MEMORY;
     PEAK_MEMORY.fetch_max(used, Relaxed);
     used
 }

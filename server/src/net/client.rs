@@ -64,6 +64,9 @@ pub struct ClientHandle {
 pub struct ClientRegistry {
     clients: DashMap<u64, Arc<ClientHandle>>,
     next_id: AtomicU64,
+    /// Bytes of all clients' query and output buffers (counted in used_memory
+    /// and against maxmemory, as Redis counts client buffers).
+    buffers: std::sync::atomic::AtomicIsize,
 }
 
 impl ClientRegistry {
@@ -104,6 +107,11 @@ impl ClientRegistry {
 
     pub fn len(&self) -> usize {
         self.clients.len()
+    }
+
+    /// Bytes held by client buffers, as last reported by the connections.
+    pub fn buffer_bytes(&self) -> u64 {
+        self.buffers.load(Relaxed).max(0) as u64
     }
 
     pub fn is_empty(&self) -> bool {
@@ -158,6 +166,8 @@ pub struct ConnState {
     pub watched: Vec<crate::command::tx::WatchedKey>,
     /// Pub/Sub subscriptions; created by the first subscribe.
     pub pubsub: Option<Box<crate::pubsub::ConnSubs>>,
+    /// Buffer bytes this connection last added to the registry's total.
+    pub buffers_reported: usize,
 }
 
 impl ConnState {
@@ -185,6 +195,7 @@ impl ConnState {
             ready: Vec::new(),
             multi: None,
             watched: Vec::new(),
+            buffers_reported: 0,
             pubsub: None,
         }
     }
@@ -234,6 +245,17 @@ impl ConnState {
         m.obuf = obuf;
         m.subs = self.sub_counts();
         m.multi = self.multi_count();
+    }
+
+    /// Reports this connection's buffer capacity (query + output) to the
+    /// registry total; `bytes = 0` when the connection closes.
+    pub fn account_buffers(&mut self, registry: &ClientRegistry, bytes: usize) {
+        if bytes != self.buffers_reported {
+            registry
+                .buffers
+                .fetch_add(bytes as isize - self.buffers_reported as isize, Relaxed);
+            self.buffers_reported = bytes;
+        }
     }
 
     /// Queued commands of the open transaction, -1 when none (CLIENT LIST).

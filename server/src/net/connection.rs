@@ -61,6 +61,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
     tracing::debug!(id = conn.id, %peer, "client connected");
     run(&shared, &mut stream, &mut conn).await;
     crate::command::tx::unwatch_all(&mut conn);
+    conn.account_buffers(&shared.clients, 0);
     if let Some(subs) = conn.pubsub.as_deref_mut() {
         subs.clear(&shared.pubsub);
     }
@@ -254,6 +255,7 @@ async fn run(shared: &Arc<Shared>, stream: &mut TcpStream, conn: &mut ConnState)
             rbuf = BytesMut::with_capacity(READ_CHUNK);
         }
         conn.publish(if out.resp3() { 3 } else { 2 }, rbuf.len(), out.buf.len());
+        conn.account_buffers(&shared.clients, rbuf.capacity() + out.buf.capacity());
         if flush(shared, stream, &mut out, &kill).await.is_err() || close {
             return;
         }
