@@ -23,31 +23,14 @@ async fn info_u64(r: &mut Raw, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in INFO"))
 }
 
-/// Sends `n` pipelined commands built by `f` and waits for all replies.
+/// Sends the commands built by `f` for `range`, pipelined, and waits for all replies.
 async fn pipelined(r: &mut Raw, range: std::ops::Range<usize>, f: impl Fn(usize) -> Vec<u8>) {
     let n = range.len();
     let mut buf = Vec::new();
     for i in range {
         buf.extend(f(i));
     }
-    r.send(&buf).await;
-    let (mut got, mut acc) = (0, Vec::new());
-    let mut chunk = vec![0u8; 1 << 16];
-    while got < n {
-        while let Some(len) = reply_len(&acc) {
-            acc.drain(..len);
-            got += 1;
-        }
-        if got == n {
-            break;
-        }
-        let k = tokio::time::timeout(WAIT, r.stream.read(&mut chunk))
-            .await
-            .expect("replies in time")
-            .expect("read");
-        assert!(k > 0, "closed");
-        acc.extend_from_slice(&chunk[..k]);
-    }
+    pipelined_raw(r, &buf, n).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
