@@ -85,6 +85,33 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &Args<'_>) {
         return;
     }
     // ---- pub/sub: RESP2 subscribed mode (end) ----
+    // maxmemory (as Redis's processCommand): evict first; if still over,
+    // refuse what may grow memory, and inside MULTI refuse queuing anything
+    // (an EXEC holding denyoom commands is refused too).
+    if shared
+        .memory
+        .maxmemory
+        .load(std::sync::atomic::Ordering::Relaxed)
+        > 0
+        && !ctx.conn.serving
+        && !ctx.conn.in_exec
+    {
+        let is_exec = spec.name == "exec";
+        let denyoom = spec.has(flags::DENYOOM)
+            || (is_exec && ctx.conn.multi.as_ref().is_some_and(|m| m.denyoom));
+        let queuing =
+            ctx.conn.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "quit" | "reset");
+        if !shared.enforce_maxmemory(ctx.now) && (denyoom || queuing) {
+            let oom =
+                CmdError::Raw("OOM command not allowed when used memory > 'maxmemory'.".into());
+            if is_exec {
+                exec_abort(ctx, oom);
+            } else {
+                reject(ctx, oom);
+            }
+            return;
+        }
+    }
     if ctx.conn.multi.is_some() && !tx::is_multi_control(spec) {
         if spec.has(flags::NO_MULTI) {
             reject(
@@ -95,24 +122,9 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &Args<'_>) {
         }
         if let Some(m) = ctx.conn.multi.as_mut() {
             m.queued.push(OwnedArgs::from_args(args));
+            m.denyoom |= spec.has(flags::DENYOOM);
         }
         ctx.out.simple("QUEUED");
-        return;
-    }
-    // maxmemory: evict first; if still over, refuse what may grow memory.
-    if shared
-        .memory
-        .maxmemory
-        .load(std::sync::atomic::Ordering::Relaxed)
-        > 0
-        && !ctx.conn.serving
-        && !shared.enforce_maxmemory(ctx.now)
-        && spec.has(flags::DENYOOM)
-    {
-        reject(
-            ctx,
-            CmdError::Raw("OOM command not allowed when used memory > 'maxmemory'.".into()),
-        );
         return;
     }
     if !ctx.conn.in_exec {

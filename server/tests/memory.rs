@@ -213,6 +213,18 @@ async fn noeviction_refuses_writes_and_loses_nothing() {
         .parse()
         .expect("dbsize");
     assert_eq!(dbsize, ok, "an acknowledged write was lost");
+    // Over the cap, MULTI queues nothing (as Redis: queuing could grow without bound).
+    assert_eq!(q(&mut r, "MULTI").await, "+OK\r\n");
+    assert_eq!(
+        q(&mut r, "GET keep:00000000").await,
+        "-OOM command not allowed when used memory > 'maxmemory'.\r\n"
+    );
+    assert_eq!(
+        q(&mut r, "EXEC").await,
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    assert_eq!(q(&mut r, "MULTI").await, "+OK\r\n");
+    assert_eq!(q(&mut r, "DISCARD").await, "+OK\r\n");
     // Reads and deletes keep working; a delete makes room again.
     assert_eq!(q(&mut r, "GET keep:00000000").await.len(), VALUE + 9);
     assert_eq!(q(&mut r, "DEL keep:00000000 keep:00000001").await, ":2\r\n");

@@ -32,6 +32,8 @@ pub struct MultiState {
     pub queued: Vec<OwnedArgs>,
     /// A command was refused while queuing: EXEC answers EXECABORT.
     pub dirty: bool,
+    /// A queued command may grow memory (EXEC is refused over maxmemory).
+    pub denyoom: bool,
 }
 
 /// One WATCHed key.
