@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::net::client::{ClientRegistry, ConnState};
 use crate::protocol::Args;
 use crate::pubsub::PubSub;
+use crate::store::evict::Policy;
 use crate::store::{Clock, Store, StoreConfig, SystemClock};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -308,26 +309,11 @@ pub struct MemoryLimit {
 /// used_memory reports on an empty server.
 pub const BASELINE_MEMORY: u64 = 1024 * 1024;
 
-const POLICY_ORDER: [&str; 8] = [
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-];
-
 impl MemoryLimit {
     /// Applies the config's memory settings (start-up and CONFIG SET).
     pub fn apply(&self, c: &Config, store: &Store) {
-        let policy = crate::store::evict::Policy::parse(&c.maxmemory_policy)
-            .unwrap_or(crate::store::evict::Policy::NoEviction);
-        let idx = POLICY_ORDER
-            .iter()
-            .position(|p| *p == c.maxmemory_policy)
-            .unwrap_or(0);
+        let policy = Policy::parse(&c.maxmemory_policy).unwrap_or(Policy::NoEviction);
+        let idx = Policy::ALL.iter().position(|p| *p == policy).unwrap_or(0);
         self.policy.store(idx as u8, Relaxed);
         self.samples.store(c.maxmemory_samples as usize, Relaxed);
         self.lfu_decay_time.store(c.lfu_decay_time, Relaxed);
@@ -335,9 +321,8 @@ impl MemoryLimit {
         store.set_lfu(policy.is_lfu(), c.lfu_log_factor, c.lfu_decay_time);
     }
 
-    fn policy(&self) -> crate::store::evict::Policy {
-        let name = POLICY_ORDER[self.policy.load(Relaxed) as usize % POLICY_ORDER.len()];
-        crate::store::evict::Policy::parse(name).unwrap_or(crate::store::evict::Policy::NoEviction)
+    fn policy(&self) -> Policy {
+        Policy::ALL[self.policy.load(Relaxed) as usize % Policy::ALL.len()]
     }
 }
 

@@ -26,6 +26,18 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// Every policy; a policy's index here is its compact form (an atomic `u8`).
+    pub const ALL: [Policy; 8] = [
+        Policy::NoEviction,
+        Policy::AllKeysLru,
+        Policy::AllKeysLfu,
+        Policy::AllKeysRandom,
+        Policy::VolatileLru,
+        Policy::VolatileLfu,
+        Policy::VolatileRandom,
+        Policy::VolatileTtl,
+    ];
+
     pub fn parse(s: &str) -> Option<Policy> {
         Some(match s {
             "noeviction" => Policy::NoEviction,

@@ -227,21 +227,22 @@ impl Shard {
     /// logarithmically increments the LFU counter (Redis's updateLFU).
     #[inline]
     fn touch_access(&mut self, i: u32, now: u64) {
-        let Some(ev) = &self.events else {
+        let lfu = self
+            .events
+            .as_ref()
+            .map(|ev| &ev.hooks)
+            .filter(|h| h.lfu.load(Ordering::Relaxed));
+        let Some((factor, decay)) = lfu.map(|h| {
+            (
+                h.lfu_log_factor.load(Ordering::Relaxed),
+                h.lfu_decay_time.load(Ordering::Relaxed),
+            )
+        }) else {
             let e = &mut self.entries[i as usize];
             e.access = (e.access & !LRU_MASK) | lru_clock(now);
             e.touched = ticks(now);
             return;
         };
-        let hooks = &ev.hooks;
-        if !hooks.lfu.load(Ordering::Relaxed) {
-            let e = &mut self.entries[i as usize];
-            e.access = (e.access & !LRU_MASK) | lru_clock(now);
-            e.touched = ticks(now);
-            return;
-        }
-        let factor = hooks.lfu_log_factor.load(Ordering::Relaxed);
-        let decay = hooks.lfu_decay_time.load(Ordering::Relaxed);
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
@@ -522,9 +523,13 @@ impl Shard {
 
     #[inline]
     fn touch_watched_at(&mut self, idx: u32) {
-        if !self.watched.is_empty() {
-            let key = self.entries[idx as usize].key.clone();
-            self.touch_watched(key.as_slice());
+        // Disjoint fields: the key is borrowed in place, not copied.
+        if !self.watched.is_empty()
+            && let Some(w) = self
+                .watched
+                .get_mut(self.entries[idx as usize].key.as_slice())
+        {
+            w.version += 1;
         }
     }
 
