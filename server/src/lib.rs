@@ -16,6 +16,7 @@ pub mod exec;
 pub mod net;
 pub mod node;
 pub mod notify;
+pub mod persist;
 pub mod protocol;
 pub mod pubsub;
 pub mod store;

@@ -6,6 +6,7 @@
 
 pub mod bytes;
 pub mod clock;
+pub mod codec;
 pub mod dense;
 pub mod evict;
 pub mod hash;

@@ -1,0 +1,1 @@
+//! Portable export/import of a backend's records (`shoal-server export|import`).
