@@ -66,8 +66,13 @@ pub struct Config {
     pub lfu_decay_time: u32,
     /// Keys sampled per eviction.
     pub maxmemory_samples: u64,
-    /// Working directory for data files.
+    /// Working directory for data files (the persistence backend's data,
+    /// its format marker and the node id live here).
     pub dir: String,
+    /// Storage backend: none (a pure cache), sled or redb.
+    pub persistence: crate::persist::Kind,
+    /// When a write is durable: always (before its reply), everysec, no (backend's choice).
+    pub appendfsync: crate::persist::Fsync,
     /// Hashes with more fields than this leave the packed (listpack) encoding.
     pub hash_max_listpack_entries: usize,
     /// Hashes with a field or value longer than this leave the packed encoding.
@@ -174,6 +179,8 @@ impl Default for Config {
             lfu_log_factor: 10,
             lfu_decay_time: 1,
             dir: ".".into(),
+            persistence: crate::persist::Kind::None,
+            appendfsync: crate::persist::Fsync::EverySec,
             hash_max_listpack_entries: 128,
             hash_max_listpack_value: 64,
             zset_max_listpack_entries: 128,
@@ -532,31 +539,53 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         },
     },
-    // Persistence is not implemented: these answer truthfully for tools
-    // (redis-benchmark asks for them) and refuse values that would enable it.
+    Param {
+        name: "persistence",
+        mutable: false,
+        doc: "storage backend: none (a cache), sled or redb (recommended for durability)",
+        get: |c| c.persistence.name().into(),
+        set: |c, v| {
+            c.persistence = crate::persist::Kind::parse(v)
+                .ok_or_else(|| "argument must be one of none, sled, redb".to_string())?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "appendfsync",
+        mutable: true,
+        doc: "durability: always (before the reply), everysec, no (left to the backend)",
+        get: |c| c.appendfsync.name().into(),
+        set: |c, v| {
+            c.appendfsync = crate::persist::Fsync::parse(v)
+                .ok_or_else(|| "argument must be one of always, everysec, no".to_string())?;
+            Ok(())
+        },
+    },
+    // shoal has no fork snapshots (RDB) and no AOF: `persistence` replaces
+    // both. These answer truthfully for tools (redis-benchmark asks for them).
     Param {
         name: "save",
         mutable: true,
-        doc: "snapshot schedule; persistence is off, only \"\" is accepted",
+        doc: "RDB snapshot schedule; shoal has no snapshots, only \"\" is accepted (see persistence)",
         get: |_| String::new(),
         set: |_, v| {
             if v.trim().is_empty() {
                 Ok(())
             } else {
-                Err("persistence is not supported yet; only \"\" is accepted".into())
+                Err("shoal has no RDB snapshots; set persistence sled|redb instead; only \"\" is accepted".into())
             }
         },
     },
     Param {
         name: "appendonly",
-        mutable: true,
-        doc: "append-only file; persistence is off, only no is accepted",
-        get: |_| "no".into(),
-        set: |_, v| {
-            if parse_bool(v)? {
-                Err("persistence is not supported yet; only no is accepted".into())
-            } else {
+        mutable: false,
+        doc: "yes when a persistence backend is on (read-only; set persistence instead)",
+        get: |c| yes_no(c.persistence != crate::persist::Kind::None),
+        set: |c, v| {
+            if parse_bool(v)? == (c.persistence != crate::persist::Kind::None) {
                 Ok(())
+            } else {
+                Err("set persistence none|sled|redb at start instead".into())
             }
         },
     },

@@ -85,6 +85,23 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &Args<'_>) {
         return;
     }
     // ---- pub/sub: RESP2 subscribed mode (end) ----
+    if shared.loading.load(std::sync::atomic::Ordering::Relaxed) && !spec.has(flags::LOADING) {
+        reject(
+            ctx,
+            CmdError::Raw("LOADING Redis is loading the dataset in memory".into()),
+        );
+        return;
+    }
+    if let Some(p) = shared.persist()
+        && spec.has(flags::WRITE)
+        && !p.stats.last_write_ok.load(std::sync::atomic::Ordering::Relaxed)
+    {
+        reject(
+            ctx,
+            CmdError::Raw("MISCONF Errors writing to the persistence backend (see the server log); write commands are refused until a write succeeds again".into()),
+        );
+        return;
+    }
     // maxmemory (as Redis's processCommand): evict first; if still over,
     // refuse what may grow memory, and inside MULTI refuse queuing anything
     // (an EXEC holding denyoom commands is refused too).
@@ -145,6 +162,13 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &Args<'_>) {
         ctx.out.truncate(mark);
         ctx.out.error(&e.to_string());
         shared.stats.error_reply();
+    }
+    if ok
+        && spec.has(flags::WRITE)
+        && let Some(p) = shared.persist()
+        && p.fsync() == crate::persist::Fsync::Always
+    {
+        ctx.out.hold_until = p.target();
     }
     if ok && spec.has(flags::WRITE) && shared.blocking.blocked() > 0 {
         let db = ctx.conn.db;

@@ -1,5 +1,9 @@
 //! `shoal-server`: parse the configuration, set up logging, run a node until
 //! SIGTERM/SIGINT or SHUTDOWN, then shut down gracefully (exit 0 within 5 s).
+//!
+//! `shoal-server export FILE [flags]` and `shoal-server import FILE [flags]`
+//! copy the records of the configured `persistence` backend in `dir` to or
+//! from a portable file (to move between backends and versions).
 
 use anyhow::Context as _;
 use shoal::config::{Config, LogFormat};
@@ -8,7 +12,19 @@ use std::time::Duration;
 const GRACE: Duration = Duration::from_secs(5);
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let tool = match args.first().map(String::as_str) {
+        Some(t @ ("export" | "import")) => {
+            let t = t.to_string();
+            args.remove(0);
+            if args.is_empty() || args[0].starts_with("--") {
+                eprintln!("usage: shoal-server {t} FILE [--persistence sled|redb] [--dir DIR]");
+                std::process::exit(2);
+            }
+            Some((t, args.remove(0)))
+        }
+        _ => None,
+    };
     if args.iter().any(|a| a == "--help" || a == "-h") {
         print!("{}", Config::help());
         return Ok(());
@@ -26,6 +42,9 @@ fn main() -> anyhow::Result<()> {
         }
     };
     init_logging(&config);
+    if let Some((tool, file)) = tool {
+        return portable(&tool, &file, &config);
+    }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if config.worker_threads > 0 {
@@ -49,7 +68,30 @@ async fn run(config: Config) -> anyhow::Result<()> {
         _ = int.recv() => tracing::info!("received SIGINT, shutting down"),
         _ = node.shutdown_requested() => tracing::info!("SHUTDOWN requested"),
     }
+    let failure = node.failure();
     node.shutdown(GRACE).await;
+    if let Some(why) = failure {
+        anyhow::bail!(why);
+    }
+    Ok(())
+}
+
+/// `export` / `import`: the node must not be running on `dir` (the
+/// backends lock their files, so a running node makes this fail cleanly).
+fn portable(tool: &str, file: &str, config: &Config) -> anyhow::Result<()> {
+    use shoal::persist::{Kind, portable};
+    let dir = std::path::Path::new(&config.dir);
+    let file = std::path::Path::new(file);
+    if config.persistence == Kind::None {
+        anyhow::bail!("{tool} needs --persistence sled|redb (and --dir) to know which data to read or write");
+    }
+    let n = if tool == "export" {
+        portable::export_dir(config.persistence, dir, file)
+    } else {
+        portable::import_dir(config.persistence, dir, file)
+    }
+    .with_context(|| format!("{tool} {} failed", file.display()))?;
+    println!("{tool}: {n} keys");
     Ok(())
 }
 

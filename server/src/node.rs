@@ -35,6 +35,8 @@ pub enum NodeError {
     NothingBound(String),
     #[error("invalid configuration: {0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("persistence: {0}")]
+    Persist(#[from] crate::persist::PersistError),
 }
 
 /// Server-wide counters for INFO stats.
@@ -263,7 +265,7 @@ impl Pause {
 /// State shared by every connection and task of one node.
 #[derive(Debug)]
 pub struct Shared {
-    pub store: Store,
+    pub store: Arc<Store>,
     pub commands: CommandTable,
     /// Live configuration; read at connection start and by CONFIG/INFO.
     /// A RwLock because reads vastly outnumber CONFIG SET and never span an await.
@@ -294,6 +296,12 @@ pub struct Shared {
     pub blocking: crate::blocking::Blocking,
     /// `maxmemory` and its policy, mirrored from the config for the write path.
     pub memory: MemoryLimit,
+    /// The persistence engine (set at start when `persistence` is not none).
+    pub persist: std::sync::OnceLock<Arc<crate::persist::engine::Engine>>,
+    /// The dataset is being loaded: commands without the `loading` flag get `-LOADING`.
+    pub loading: std::sync::atomic::AtomicBool,
+    /// Set when the node stopped by itself (a failed load); the binary exits non-zero.
+    pub failure: Mutex<Option<String>>,
 }
 
 /// The eviction settings every write checks, as atomics (CONFIG SET updates them).
@@ -331,7 +339,10 @@ impl Shared {
     /// reports) plus the baseline.
     #[inline]
     pub fn used_memory_for_limit(&self) -> u64 {
-        self.store.used_memory_fast() as u64 + self.clients.buffer_bytes() + BASELINE_MEMORY
+        self.store.used_memory_fast() as u64
+            + self.clients.buffer_bytes()
+            + self.pubsub.queued_bytes() as u64
+            + BASELINE_MEMORY
     }
 
     /// Called before a command when `maxmemory` is set: evicts by the policy
@@ -377,13 +388,13 @@ impl crate::store::ExpiredHook for ExpiredNotifier {
 
 impl Shared {
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Self {
-        let store = Store::new(
+        let store = Arc::new(Store::new(
             StoreConfig {
                 databases: config.databases,
                 shards: config.keyspace_shards,
             },
             clock,
-        );
+        ));
         let started_unix_ms = unix_ms();
         let notify_flags = Arc::new(std::sync::atomic::AtomicU32::new(
             config.notify_keyspace_events,
@@ -417,7 +428,16 @@ impl Shared {
             gate: Default::default(),
             blocking: Default::default(),
             memory,
+            persist: std::sync::OnceLock::new(),
+            loading: std::sync::atomic::AtomicBool::new(false),
+            failure: Mutex::new(None),
         }
+    }
+
+    /// The persistence engine, when `persistence` is not none.
+    #[inline]
+    pub fn persist(&self) -> Option<&Arc<crate::persist::engine::Engine>> {
+        self.persist.get()
     }
 
     /// Publishes a keyspace event if its class is enabled (see [`crate::notify`]).
@@ -472,7 +492,21 @@ impl Node {
         clock: Arc<dyn Clock>,
     ) -> Result<NodeHandle, NodeError> {
         let listeners = crate::net::listener::bind_all(&config).await?;
+        let persistence = (config.persistence, config.dir.clone(), config.appendfsync);
+        let limits = crate::persist::engine::limits_of(&config);
         let shared = Arc::new(Shared::new(config, clock));
+        if persistence.0 != crate::persist::Kind::None {
+            let engine = crate::persist::engine::Engine::open(
+                persistence.0,
+                std::path::Path::new(&persistence.1),
+                persistence.2,
+                limits,
+                &shared.store,
+            )?;
+            let _ = shared.persist.set(engine);
+            shared.loading.store(true, Relaxed);
+            start_loading(Arc::clone(&shared));
+        }
         *shared.listening.lock() = listeners
             .iter()
             .filter_map(|l| l.local_addr().ok())
@@ -501,6 +535,11 @@ impl NodeHandle {
         &self.shared
     }
 
+    /// Why the node stopped by itself (a failed load), if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure.lock().clone()
+    }
+
     /// Resolves when shutdown has been requested (SHUTDOWN, signal, `shutdown()`).
     pub async fn shutdown_requested(&self) {
         self.shared.shutdown.cancelled().await
@@ -514,6 +553,12 @@ impl NodeHandle {
         let done = tokio::time::timeout(grace, self.tracker.wait())
             .await
             .is_ok();
+        if let Some(engine) = self.shared.persist().cloned() {
+            // The writer's last cycle is durable; joining it blocks, so off
+            // the async workers.
+            let _ = tokio::task::spawn_blocking(move || engine.stop()).await;
+            tracing::info!("persistence writer stopped after a final durable write");
+        }
         if done {
             tracing::info!("shut down cleanly");
         } else {
@@ -523,6 +568,44 @@ impl NodeHandle {
             );
         }
         done
+    }
+}
+
+/// Loads the persisted dataset on its own thread while clients get
+/// `-LOADING`; then starts the write-behind thread. A load that fails (a
+/// corrupt record) stops the node: serving part of the data silently would
+/// be worse.
+fn start_loading(shared: Arc<Shared>) {
+    let spawned = std::thread::Builder::new()
+        .name("shoal-load".into())
+        .spawn(move || {
+            let Some(engine) = shared.persist().cloned() else {
+                return;
+            };
+            let max = shared.memory.maxmemory.load(Relaxed);
+            let cap = max.saturating_sub(BASELINE_MEMORY) / 100 * 95;
+            tracing::info!(backend = engine.kind().name(), "loading the dataset");
+            match engine.load(&shared.store, cap) {
+                Ok(r) => {
+                    tracing::info!(
+                        keys = r.loaded,
+                        expired_skipped = r.expired,
+                        partial = r.partial,
+                        secs = r.took.as_secs_f64(),
+                        "dataset loaded"
+                    );
+                    engine.start(Arc::clone(&shared.store));
+                    shared.loading.store(false, Relaxed);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load the dataset; shutting down");
+                    *shared.failure.lock() = Some(format!("cannot load the dataset: {e}"));
+                    shared.shutdown.cancel();
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the loading thread");
     }
 }
 

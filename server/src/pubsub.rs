@@ -69,11 +69,20 @@ pub struct PubSub {
     hard: AtomicU64,
     soft: AtomicU64,
     soft_secs: AtomicU64,
+    /// Bytes of messages queued for or held by subscribers, all connections:
+    /// counted in used_memory and against maxmemory, as Redis counts client
+    /// output buffers.
+    queued: Arc<AtomicUsize>,
 }
 
 impl PubSub {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Bytes of messages not yet written to subscribers' sockets.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Relaxed)
     }
 
     /// Installs the `client-output-buffer-limit pubsub` class (0 = no limit).
@@ -281,6 +290,16 @@ pub struct Subscriber {
     pending: AtomicUsize,
     /// Wakes the connection task when frames were queued.
     wake: Notify,
+    /// The registry-wide total `pending` is mirrored into.
+    total: Option<Arc<AtomicUsize>>,
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        if let Some(t) = &self.total {
+            t.fetch_sub(*self.pending.get_mut(), Relaxed);
+        }
+    }
 }
 
 impl Subscriber {
@@ -293,7 +312,30 @@ impl Subscriber {
             queue: Mutex::new(Queue::default()),
             pending: AtomicUsize::new(0),
             wake: Notify::new(),
+            total: None,
         }
+    }
+
+    /// Mirrors this subscriber's pending bytes into `ps`'s total.
+    pub fn counted_in(mut self, ps: &PubSub) -> Self {
+        self.total = Some(Arc::clone(&ps.queued));
+        self
+    }
+
+    #[inline]
+    fn add_pending(&self, n: usize) -> usize {
+        if let Some(t) = &self.total {
+            t.fetch_add(n, Relaxed);
+        }
+        self.pending.fetch_add(n, Relaxed) + n
+    }
+
+    #[inline]
+    fn sub_pending(&self, n: usize) {
+        if let Some(t) = &self.total {
+            t.fetch_sub(n, Relaxed);
+        }
+        self.pending.fetch_sub(n, Relaxed);
     }
 
     fn deliver(&self, frame: &Bytes, ps: &PubSub) {
@@ -303,10 +345,10 @@ impl Subscriber {
             return;
         }
         let len = frame.len();
-        let pending = self.pending.fetch_add(len, Relaxed) + len;
+        let pending = self.add_pending(len);
         let mut q = self.queue.lock();
         if self.over_limit(&mut q, pending as u64, ps) {
-            self.pending.fetch_sub(len, Relaxed);
+            self.sub_pending(len);
             drop(q);
             self.kill.cancel();
             return;
@@ -389,7 +431,7 @@ impl Subscriber {
     /// `n` drained bytes reached the socket.
     pub fn written(&self, n: usize) {
         if n != 0 {
-            self.pending.fetch_sub(n, Relaxed);
+            self.sub_pending(n);
         }
     }
 }

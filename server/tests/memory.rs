@@ -355,3 +355,49 @@ async fn client_buffers_count_in_used_memory() {
     }
     node.stop().await;
 }
+
+#[tokio::test]
+async fn pubsub_messages_waiting_for_a_slow_subscriber_count_in_used_memory() {
+    let node = TestNode::start().await;
+    let mut r = node.raw().await;
+    // A subscriber that does not read: messages queue up for it.
+    let mut sub = node.raw().await;
+    let subscribed = sub.cmd(&[b"SUBSCRIBE", b"ch"]).await;
+    assert!(subscribed.starts_with(b"*3"), "{subscribed:?}");
+    let before = info_field(&mut r, "used_memory").await;
+    let payload = vec![b'm'; 64 * 1024];
+    for _ in 0..64 {
+        let n = r.cmd(&[b"PUBLISH", b"ch", &payload]).await;
+        assert_eq!(n, b":1\r\n");
+    }
+    // 4 MB published; whatever the socket buffers took, most waits in the queue.
+    let queued = info_field(&mut r, "used_memory").await;
+    assert!(
+        queued >= before + 2 * 1024 * 1024,
+        "used_memory {queued} does not count the queued messages (was {before})"
+    );
+    // Reading them all gives the memory back.
+    let mut got = 0usize;
+    let mut chunk = vec![0u8; 1 << 16];
+    while got < 64 * payload.len() {
+        let n = tokio::time::timeout(WAIT, sub.stream.read(&mut chunk))
+            .await
+            .expect("messages in time")
+            .expect("read");
+        assert!(n > 0, "subscriber closed");
+        got += n;
+    }
+    let start = std::time::Instant::now();
+    loop {
+        let now = info_field(&mut r, "used_memory").await;
+        if now < before + 512 * 1024 {
+            break;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "used_memory {now} kept delivered messages (was {before})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    node.stop().await;
+}

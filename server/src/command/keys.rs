@@ -722,11 +722,22 @@ fn flush_mode_ok(args: &Args<'_>) -> Result<(), CmdError> {
     }
 }
 
+/// A backend failure during a command, as the client sees it.
+pub fn persist_error(e: crate::persist::PersistError) -> CmdError {
+    tracing::error!(error = %e, "persistence backend write failed");
+    CmdError::Raw(format!("MISCONF persistence backend write failed: {e}"))
+}
+
 fn flushdb(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     flush_mode_ok(args)?;
     let db = ctx.db();
     let n = db.len();
-    db.clear();
+    match ctx.shared.persist() {
+        Some(p) => p
+            .flush(&ctx.shared.store, Some(ctx.conn.db), || db.clear())
+            .map_err(persist_error)?,
+        None => db.clear(),
+    }
     ctx.dirty(n as u64);
     ctx.out.ok();
     Ok(())
@@ -735,7 +746,13 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 fn flushall(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     flush_mode_ok(args)?;
     let n: usize = ctx.shared.store.dbs().iter().map(|d| d.len()).sum();
-    ctx.shared.store.flush_all();
+    let store = &ctx.shared.store;
+    match ctx.shared.persist() {
+        Some(p) => p
+            .flush(store, None, || store.flush_all())
+            .map_err(persist_error)?,
+        None => store.flush_all(),
+    }
     // Redis counts FLUSHALL as at least one change even on an empty dataset.
     ctx.dirty(n as u64 + 1);
     ctx.out.ok();
@@ -755,7 +772,13 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Err(CmdError::DbIndex);
     }
     if a != b {
-        ctx.shared.store.swap_db(a as usize, b as usize);
+        let (a, b, store) = (a as usize, b as usize, &ctx.shared.store);
+        match ctx.shared.persist() {
+            Some(p) => p
+                .swap_db(store, a, b, || store.swap_db(a, b))
+                .map_err(persist_error)?,
+            None => store.swap_db(a, b),
+        }
     }
     ctx.dirty(1);
     ctx.out.ok();

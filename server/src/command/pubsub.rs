@@ -50,7 +50,7 @@ fn confirm(out: &mut Out, word: &str, name: Option<&[u8]>, count: usize) {
 
 fn subscribe_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, kind: Kind) -> CmdResult {
     let ps = &ctx.shared.pubsub;
-    let subs = ctx.conn.pubsub_mut();
+    let subs = ctx.conn.pubsub_mut(&ctx.shared.pubsub);
     // Messages queued from now on are encoded in the client's protocol.
     subs.sub.set_resp3(ctx.out.resp3());
     let word = kind.reply_word(true);

@@ -87,6 +87,28 @@ pub static COMMANDS: &[CommandSpec] = &[
         time
     ),
     cmd!(
+        "save",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        (0, 0, 0),
+        &["admin", "slow", "dangerous"],
+        "server",
+        "1.0.0",
+        "Synchronously saves the database(s) to disk.",
+        save
+    ),
+    cmd!(
+        "bgsave",
+        -1,
+        ADMIN | NOSCRIPT,
+        (0, 0, 0),
+        &["admin", "slow", "dangerous"],
+        "server",
+        "1.0.0",
+        "Asynchronously saves the database(s) to disk.",
+        bgsave
+    ),
+    cmd!(
         "lastsave",
         1,
         LOADING | STALE | FAST | NO_PAUSE,
@@ -487,7 +509,10 @@ use crate::node::BASELINE_MEMORY;
 static PEAK_MEMORY: AtomicU64 = AtomicU64::new(0);
 
 fn used_memory(shared: &Shared) -> u64 {
-    let used = shared.store.used_memory() as u64 + shared.clients.buffer_bytes() + BASELINE_MEMORY;
+    let used = shared.store.used_memory() as u64
+        + shared.clients.buffer_bytes()
+        + shared.pubsub.queued_bytes() as u64
+        + BASELINE_MEMORY;
     PEAK_MEMORY.fetch_max(used, Relaxed);
     used
 }
@@ -653,6 +678,47 @@ macro_rules! field {
     }};
 }
 
+/// INFO persistence with a backend: Redis's field names where they have a
+/// true meaning here (a "save" is a durable write of everything changed),
+/// then shoal's own.
+fn persistence_info(
+    shared: &crate::node::Shared,
+    p: &crate::persist::engine::Engine,
+    cfg: &crate::config::Config,
+    s: &mut String,
+) {
+    let st = &p.stats;
+    let ok = |b: bool| if b { "ok" } else { "err" };
+    let loading = shared.loading.load(Relaxed);
+    let write_ok = st.last_write_ok.load(Relaxed);
+    s.push_str("# Persistence\r\n");
+    field!(s, "loading", u8::from(loading));
+    field!(s, "async_loading", 0);
+    field!(s, "loading_loaded_keys", st.loaded_keys.load(Relaxed));
+    field!(s, "loading_load_ms", st.load_ms.load(Relaxed));
+    field!(s, "rdb_changes_since_last_save", st.changes_since_save.load(Relaxed));
+    field!(s, "rdb_bgsave_in_progress", 0);
+    field!(s, "rdb_last_save_time", st.last_save_unix_ms.load(Relaxed) / 1000);
+    field!(s, "rdb_last_bgsave_status", ok(write_ok));
+    field!(s, "rdb_saves", st.durable_syncs.load(Relaxed));
+    field!(s, "aof_enabled", 1);
+    field!(s, "aof_rewrite_in_progress", 0);
+    field!(s, "aof_last_write_status", ok(write_ok));
+    field!(s, "persistence", p.kind().name());
+    field!(s, "appendfsync", cfg.appendfsync.name());
+    field!(s, "persistence_node_id", p.node_id());
+    field!(s, "persistence_pending_keys", p.pending(&shared.store));
+    field!(s, "persistence_batches", st.batches.load(Relaxed));
+    field!(s, "persistence_keys_written", st.keys_written.load(Relaxed));
+    field!(s, "persistence_write_errors", st.write_errors.load(Relaxed));
+    field!(s, "persistence_last_batch_usec", st.last_batch_us.load(Relaxed));
+    field!(s, "persistence_disk_bytes", p.disk_bytes());
+    field!(s, "persistence_read_through", st.read_through.load(Relaxed));
+    field!(s, "persistence_read_errors", st.read_errors.load(Relaxed));
+    field!(s, "persistence_load_expired_skipped", st.load_expired_skipped.load(Relaxed));
+    field!(s, "persistence_memory_complete", u8::from(shared.store.hooks().complete.load(Relaxed)));
+}
+
 fn info_section(ctx: &Ctx<'_>, name: &str, s: &mut String) {
     let shared = ctx.shared;
     let cfg = shared.config.read().clone();
@@ -752,15 +818,24 @@ fn info_section(ctx: &Ctx<'_>, name: &str, s: &mut String) {
             field!(s, "mem_not_counted_for_evict", 0);
             field!(s, "mem_replication_backlog", 0);
             field!(s, "mem_clients_slaves", 0);
-            field!(s, "mem_clients_normal", 0);
+            field!(
+                s,
+                "mem_clients_normal",
+                shared.clients.buffer_bytes() + shared.pubsub.queued_bytes() as u64
+            );
             field!(s, "mem_aof_buffer", 0);
             field!(s, "mem_allocator", "libc");
             field!(s, "active_defrag_running", 0);
             field!(s, "lazyfree_pending_objects", 0);
             field!(s, "lazyfreed_objects", 0);
         }
+        "persistence" if shared.persist().is_some() => {
+            if let Some(p) = shared.persist() {
+                persistence_info(shared, p, &cfg, s);
+            }
+        }
         "persistence" => {
-            // No persistence yet: truthful "never saved, nothing running" values.
+            // No persistence: truthful "never saved, nothing running" values.
             s.push_str("# Persistence\r\n");
             field!(s, "loading", 0);
             field!(s, "async_loading", 0);
@@ -998,6 +1073,10 @@ fn config_set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             .notify_flags
             .store(cfg.notify_keyspace_events, Relaxed);
         shared.memory.apply(&cfg, &shared.store);
+        if let Some(p) = shared.persist() {
+            p.set_fsync(cfg.appendfsync);
+            p.set_limits(crate::persist::engine::limits_of(&cfg));
+        }
     }
     let max = shared.slowlog.max_len.load(Relaxed);
     shared.slowlog.entries.lock().truncate(max);
@@ -1475,8 +1554,41 @@ fn time(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 }
 
 fn lastsave(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    // Nothing has ever been saved: Redis reports its start time in that case too.
-    ctx.out.int((ctx.shared.started_unix_ms / 1000) as i64);
+    // Without persistence nothing is ever saved: Redis reports its start time then too.
+    let ms = match ctx.shared.persist() {
+        Some(p) => p.stats.last_save_unix_ms.load(Relaxed),
+        None => ctx.shared.started_unix_ms,
+    };
+    ctx.out.int((ms / 1000) as i64);
+    Ok(())
+}
+
+fn no_persistence() -> CmdError {
+    CmdError::msg("persistence is off (persistence none): there is nothing to save to; start with persistence sled or redb")
+}
+
+/// SAVE: every change so far written to the backend and made durable
+/// before the reply. No fork, no snapshot file: the backend is the data.
+fn save(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    let Some(p) = ctx.shared.persist() else {
+        return Err(no_persistence());
+    };
+    p.save(&ctx.shared.store)
+        .map_err(crate::command::keys::persist_error)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// BGSAVE [SCHEDULE]: asks the writer for a durable cycle now.
+fn bgsave(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    if args.len() > 2 || (args.len() == 2 && !is(args.get(1), "schedule")) {
+        return Err(CmdError::Syntax);
+    }
+    let Some(p) = ctx.shared.persist() else {
+        return Err(no_persistence());
+    };
+    p.wake(true);
+    ctx.out.simple("Background saving started");
     Ok(())
 }
 
@@ -1560,7 +1672,11 @@ fn memory_stats(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     int(out, "startup.allocated", BASELINE_MEMORY);
     int(out, "replication.backlog", 0);
     int(out, "clients.slaves", 0);
-    int(out, "clients.normal", 0);
+    int(
+        out,
+        "clients.normal",
+        shared.clients.buffer_bytes() + shared.pubsub.queued_bytes() as u64,
+    );
     int(out, "cluster.links", 0);
     int(out, "aof.buffer", 0);
     int(out, "lua.caches", 0);

@@ -208,11 +208,12 @@ impl ConnState {
     }
 
     /// The subscriptions, creating the receiver on first use.
-    pub fn pubsub_mut(&mut self) -> &mut crate::pubsub::ConnSubs {
+    pub fn pubsub_mut(&mut self, ps: &crate::pubsub::PubSub) -> &mut crate::pubsub::ConnSubs {
         let (id, addr, kill) = (self.id, self.addr, &self.handle.kill);
         self.pubsub.get_or_insert_with(|| {
             Box::new(crate::pubsub::ConnSubs::new(Arc::new(
-                crate::pubsub::Subscriber::new(id, addr.to_string(), kill.clone()),
+                crate::pubsub::Subscriber::new(id, addr.to_string(), kill.clone())
+                    .counted_in(ps),
             )))
         })
     }

@@ -296,6 +296,23 @@ async fn flush(
     if out.buf.is_empty() {
         return Ok(());
     }
+    if out.hold_until != 0 {
+        let target = std::mem::take(&mut out.hold_until);
+        if let Some(p) = shared.persist() {
+            // appendfsync always: the acknowledgements leave once durable.
+            let mut durable = p.durable();
+            p.wake(true);
+            tokio::select! {
+                r = durable.wait_for(|&d| d >= target) => {
+                    if r.is_err() {
+                        return Err(std::io::ErrorKind::BrokenPipe.into());
+                    }
+                }
+                _ = kill.cancelled() => return Err(std::io::ErrorKind::ConnectionAborted.into()),
+                _ = shared.shutdown.cancelled() => return Err(std::io::ErrorKind::ConnectionAborted.into()),
+            }
+        }
+    }
     tokio::select! {
         r = stream.write_all(&out.buf) => r?,
         _ = kill.cancelled() => return Err(std::io::ErrorKind::ConnectionAborted.into()),

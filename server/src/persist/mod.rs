@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod engine;
 pub mod marker;
 pub mod portable;
 #[cfg(feature = "persistence-redb")]
@@ -94,6 +95,37 @@ impl Kind {
             v.push(Kind::Redb);
         }
         v
+    }
+}
+
+/// When a write is durable (`appendfsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// On stable storage before its reply is sent.
+    Always,
+    /// Written behind within ~100 ms, made durable at least every second.
+    EverySec,
+    /// Written behind; durable when the backend flushes on its own (sled:
+    /// every 500 ms; redb: at SAVE, shutdown or the next durable commit).
+    No,
+}
+
+impl Fsync {
+    pub fn parse(s: &str) -> Option<Fsync> {
+        match s.to_ascii_lowercase().as_str() {
+            "always" => Some(Fsync::Always),
+            "everysec" => Some(Fsync::EverySec),
+            "no" => Some(Fsync::No),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fsync::Always => "always",
+            Fsync::EverySec => "everysec",
+            Fsync::No => "no",
+        }
     }
 }
 

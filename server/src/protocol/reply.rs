@@ -19,6 +19,10 @@ pub enum Proto {
 pub struct Out {
     pub buf: BytesMut,
     pub proto: Proto,
+    /// Non-zero: these replies acknowledge writes that must be durable first
+    /// (`appendfsync always`); the connection sends them once the
+    /// persistence generation reaches this.
+    pub hold_until: u64,
 }
 
 impl Out {
@@ -26,6 +30,7 @@ impl Out {
         Out {
             buf: BytesMut::with_capacity(16 * 1024),
             proto,
+            hold_until: 0,
         }
     }
 

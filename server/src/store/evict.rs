@@ -299,9 +299,9 @@ fn evict_best(
 /// Deletes `key` if it is live (and has a TTL, for volatile policies).
 fn remove_if_present(ks: &Keyspace, key: &[u8], volatile: bool, now: u64) -> bool {
     let (h, mut shard) = ks.lock(key);
-    match shard.lookup(h, key, now) {
+    match shard.lookup_local(h, key, now) {
         Some(i) if !volatile || shard.entry(i).expire_at().is_some() => {
-            shard.remove_at(h, i);
+            shard.evict_at(h, i);
             true
         }
         _ => false,

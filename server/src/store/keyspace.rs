@@ -172,6 +172,45 @@ pub struct Shard {
     reported: usize,
     /// xorshift state for the LFU counter's probabilistic increment.
     rng: u64,
+    /// With persistence on: keys changed since the write-behind thread last
+    /// wrote them (see `persist::engine`). Kept here, under the shard lock the
+    /// write already holds, so marking costs one probe and no shared state.
+    dirty: hashbrown::HashMap<Box<[u8]>, Dirty>,
+}
+
+/// A key not yet written to the persistence backend.
+#[derive(Debug, Default)]
+struct Dirty {
+    /// 0: changed since the last drain; otherwise the drain generation that
+    /// took its record (cleaned once that generation is written).
+    drained: u64,
+    /// The record of a value evicted before it reached the backend: the only
+    /// copy until then, so a read finds it here.
+    captured: Option<Box<[u8]>>,
+}
+
+/// Bytes a dirty mark accounts for beyond its key (map slot and header).
+const DIRTY_OVERHEAD: usize = 40;
+
+/// What the persistence writer sees of a dirty key when it drains a shard.
+#[derive(Debug)]
+pub enum DirtyState<'a> {
+    /// The key's live value.
+    Live(&'a Entry),
+    /// The record of a value evicted before it was written.
+    Captured(&'a [u8]),
+    /// The key no longer exists (deleted, expired, renamed away).
+    Gone,
+}
+
+/// Where a shard reads a key that is not in memory (persistence on and some
+/// keys evicted or never loaded): implemented by the persistence engine.
+pub trait Backing: Send + Sync + std::fmt::Debug {
+    /// The value of `key` in the database whose current index is `db`, from
+    /// the backend. Called with the key's shard locked.
+    fn fetch(&self, db: &AtomicUsize, key: &[u8]) -> Option<(Value, Option<u64>)>;
+    /// Rebuilds a value from a record captured at eviction.
+    fn decode(&self, record: &[u8]) -> Option<(Value, Option<u64>)>;
 }
 
 /// A watched key: its modification count and how many clients watch it.
@@ -287,6 +326,22 @@ impl Shard {
     /// Does not count hits or misses; see [`Shard::read`].
     #[inline]
     pub fn lookup(&mut self, h: u64, key: &[u8], now: u64) -> Option<u32> {
+        let Some(idx) = self.find(h, key) else {
+            return self.read_through(h, key, now);
+        };
+        if self.entries[idx as usize].is_expired(now) {
+            let old = self.remove_at(h, idx);
+            self.stats.expired += 1;
+            self.report_expired(&old);
+            return None;
+        }
+        Some(idx)
+    }
+
+    /// A lookup that never reads through to the persistence backend (eviction
+    /// looks only at what is in memory).
+    #[inline]
+    pub fn lookup_local(&mut self, h: u64, key: &[u8], now: u64) -> Option<u32> {
         let idx = self.find(h, key)?;
         if self.entries[idx as usize].is_expired(now) {
             let old = self.remove_at(h, idx);
@@ -294,6 +349,37 @@ impl Shard {
             self.report_expired(&old);
             return None;
         }
+        Some(idx)
+    }
+
+    /// A key missing from memory while the memory is not the whole dataset
+    /// (persistence on, keys evicted or not loaded): brings it back from an
+    /// eviction capture or the backend. Costs one flag load otherwise.
+    #[cold]
+    #[inline(never)]
+    fn read_through(&mut self, h: u64, key: &[u8], now: u64) -> Option<u32> {
+        let ev = self.events.as_ref()?;
+        if ev.hooks.complete.load(Ordering::Relaxed) {
+            return None;
+        }
+        let backing = ev.hooks.backing.get()?;
+        let (value, at) = match self.dirty.get_mut(key) {
+            // Changed and not in memory: deleted, unless evicted with a capture.
+            Some(d) => {
+                let rec = d.captured.take()?;
+                self.heap -= rec.len();
+                backing.decode(&rec)?
+            }
+            None => backing.fetch(&ev.db, key)?,
+        };
+        let at = at.unwrap_or(0);
+        if at != 0 && now > at {
+            // Expired while on disk: gone, and the backend's copy is deleted.
+            Self::mark_in(&mut self.dirty, &mut self.heap, key);
+            return None;
+        }
+        let idx = self.insert_entry(h, key, value, at, now);
+        self.sync_memory();
         Some(idx)
     }
 
@@ -322,6 +408,7 @@ impl Shard {
     /// Mutates a value in place, keeping the memory accounting true.
     pub fn value_mut<R>(&mut self, idx: u32, f: impl FnOnce(&mut Value) -> R) -> R {
         self.touch_watched_at(idx);
+        self.mark_at(idx);
         let e = &mut self.entries[idx as usize];
         let before = e.value.heap_size();
         let r = f(&mut e.value);
@@ -340,6 +427,7 @@ impl Shard {
     /// Sets (`at > 0`) or removes (`at == 0`) the expiry of a live entry.
     pub fn set_expire(&mut self, idx: u32, at: u64) {
         self.touch_watched_at(idx);
+        self.mark_at(idx);
         let e = &mut self.entries[idx as usize];
         let was = e.expire_at != 0;
         e.expire_at = at;
@@ -389,6 +477,27 @@ impl Shard {
         now: u64,
     ) -> u32 {
         self.touch_watched(key);
+        if self.persisting() {
+            Self::mark_in(&mut self.dirty, &mut self.heap, key);
+        }
+        let idx = self.insert_entry(h, key, value, expire_at, now);
+        self.sync_memory();
+        idx
+    }
+
+    /// Inserts a key loaded from the persistence backend: not a change, so
+    /// nothing is marked dirty and no WATCH is touched.
+    pub fn insert_loaded(&mut self, key: &[u8], value: Value, expire_at: u64, now: u64) -> bool {
+        let h = hash_key(key);
+        if self.find(h, key).is_some() {
+            return false;
+        }
+        self.insert_entry(h, key, value, expire_at, now);
+        self.sync_memory();
+        true
+    }
+
+    fn insert_entry(&mut self, h: u64, key: &[u8], value: Value, expire_at: u64, now: u64) -> u32 {
         let entry = Entry {
             key: CompactBytes::new(key),
             value,
@@ -413,13 +522,39 @@ impl Shard {
         let entries = &self.entries;
         self.index
             .insert_unique(h, idx, |&i| hash_key(entries[i as usize].key.as_slice()));
-        self.sync_memory();
         idx
     }
 
     /// Removes the entry at `idx` (whose key hashes to `h`) and returns it.
     pub fn remove_at(&mut self, h: u64, idx: u32) -> Entry {
         self.touch_watched_at(idx);
+        self.mark_at(idx);
+        self.remove_entry(h, idx)
+    }
+
+    /// Removes the entry at `idx` for eviction. With persistence on only the
+    /// memory copy goes: a value the backend does not have yet is kept as a
+    /// record in its dirty mark, so neither the write nor the key is lost.
+    pub fn evict_at(&mut self, h: u64, idx: u32) -> Entry {
+        self.touch_watched_at(idx);
+        if self.persisting() {
+            if let Some(ev) = &self.events {
+                ev.hooks.complete.store(false, Ordering::Relaxed);
+            }
+            let e = &self.entries[idx as usize];
+            if let Some(d) = self.dirty.get_mut(e.key.as_slice()) {
+                let mut rec = Vec::new();
+                super::codec::encode(&e.value, e.expire_at(), &mut rec);
+                self.heap += rec.len();
+                if let Some(old) = d.captured.replace(rec.into_boxed_slice()) {
+                    self.heap -= old.len();
+                }
+            }
+        }
+        self.remove_entry(h, idx)
+    }
+
+    fn remove_entry(&mut self, h: u64, idx: u32) -> Entry {
         if let Ok(found) = self.index.find_entry(h, |&i| i == idx) {
             found.remove();
         }
@@ -531,6 +666,103 @@ impl Shard {
         {
             w.version += 1;
         }
+    }
+
+    /// Whether changes must be marked for the persistence writer.
+    #[inline]
+    fn persisting(&self) -> bool {
+        self.events
+            .as_ref()
+            .is_some_and(|ev| ev.hooks.persist.load(Ordering::Relaxed))
+    }
+
+    #[inline]
+    fn mark_at(&mut self, idx: u32) {
+        if self.persisting() {
+            // Disjoint fields: the key is borrowed in place.
+            let key = self.entries[idx as usize].key.as_slice();
+            Self::mark_in(&mut self.dirty, &mut self.heap, key);
+        }
+    }
+
+    /// Marks `key` changed: the memory copy is now the one to write.
+    fn mark_in(dirty: &mut hashbrown::HashMap<Box<[u8]>, Dirty>, heap: &mut usize, key: &[u8]) {
+        match dirty.get_mut(key) {
+            Some(d) => {
+                d.drained = 0;
+                if let Some(old) = d.captured.take() {
+                    *heap -= old.len();
+                }
+            }
+            None => {
+                *heap += key.len() + DIRTY_OVERHEAD;
+                dirty.insert(Box::from(key), Dirty::default());
+            }
+        }
+    }
+
+    /// Persistence writer: visits every key changed since the last drain
+    /// with what it is now, and records that generation `generation` took it.
+    /// Returns how many keys were visited.
+    pub fn drain_dirty(&mut self, generation: u64, now: u64, mut f: impl FnMut(&[u8], DirtyState<'_>)) -> usize {
+        let mut n = 0;
+        let (index, entries) = (&self.index, &self.entries);
+        for (k, d) in self.dirty.iter_mut() {
+            if d.drained != 0 {
+                continue;
+            }
+            d.drained = generation;
+            n += 1;
+            let state = match &d.captured {
+                Some(rec) => DirtyState::Captured(rec),
+                None => {
+                    let found = index
+                        .find(hash_key(k), |&i| entries[i as usize].key.as_slice() == &k[..])
+                        .map(|&i| &entries[i as usize]);
+                    match found {
+                        Some(e) if !e.is_expired(now) => DirtyState::Live(e),
+                        _ => DirtyState::Gone,
+                    }
+                }
+            };
+            f(k, state);
+        }
+        n
+    }
+
+    /// Persistence writer: generation `generation` is written; its keys are clean
+    /// unless changed again since. With `ok == false` (the write failed) they
+    /// are marked for the next drain instead.
+    pub fn finish_drain(&mut self, generation: u64, ok: bool) {
+        let heap = &mut self.heap;
+        self.dirty.retain(|k, d| {
+            if d.drained != generation {
+                return true;
+            }
+            if !ok {
+                d.drained = 0;
+                return true;
+            }
+            *heap -= k.len() + DIRTY_OVERHEAD + d.captured.as_ref().map_or(0, |c| c.len());
+            false
+        });
+        if self.dirty.is_empty() && self.dirty.capacity() > 64 {
+            self.dirty = hashbrown::HashMap::new();
+        }
+        self.sync_memory();
+    }
+
+    /// Queues the backend's copy of an absent key for deletion (loading
+    /// found it expired).
+    pub fn mark_gone(&mut self, key: &[u8]) {
+        if self.persisting() {
+            Self::mark_in(&mut self.dirty, &mut self.heap, key);
+        }
+    }
+
+    /// Keys waiting for the persistence writer.
+    pub fn dirty_len(&self) -> usize {
+        self.dirty.len()
     }
 
     /// Starts watching `key` (WATCH); returns its current version.

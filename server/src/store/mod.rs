@@ -21,7 +21,8 @@ pub mod zset;
 pub use self::bytes::CompactBytes;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use keyspace::{
-    ENC_NOINT, ENC_RAW, Entry, Keyspace, MultiLock, Shard, ShardStats, Ttl, hash_key,
+    Backing, DirtyState, ENC_NOINT, ENC_RAW, Entry, Keyspace, MultiLock, Shard, ShardStats, Ttl,
+    hash_key,
 };
 pub use value::Value;
 
@@ -78,6 +79,13 @@ pub struct Hooks {
     pub lfu_log_factor: std::sync::atomic::AtomicU32,
     /// Minutes per counter decrement (0 = never decay).
     pub lfu_decay_time: std::sync::atomic::AtomicU32,
+    /// Persistence is on: shards mark changed keys for the write-behind thread.
+    pub persist: std::sync::atomic::AtomicBool,
+    /// Memory holds the whole dataset (always, without persistence). Cleared
+    /// when eviction drops a persisted key or loading stops at `maxmemory`:
+    /// from then on a miss reads through [`Hooks::backing`].
+    pub complete: std::sync::atomic::AtomicBool,
+    pub backing: std::sync::OnceLock<Box<dyn Backing>>,
 }
 
 impl Default for Hooks {
@@ -88,6 +96,9 @@ impl Default for Hooks {
             lfu: std::sync::atomic::AtomicBool::new(false),
             lfu_log_factor: std::sync::atomic::AtomicU32::new(10),
             lfu_decay_time: std::sync::atomic::AtomicU32::new(1),
+            persist: std::sync::atomic::AtomicBool::new(false),
+            complete: std::sync::atomic::AtomicBool::new(true),
+            backing: std::sync::OnceLock::new(),
         }
     }
 }
