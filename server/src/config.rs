@@ -73,6 +73,9 @@ pub struct Config {
     pub persistence: crate::persist::Kind,
     /// When a write is durable: always (before its reply), everysec, no (backend's choice).
     pub appendfsync: crate::persist::Fsync,
+    /// Microseconds to pause after each key loaded at start (Redis's
+    /// key-load-delay, for testing LOADING; 0 = none).
+    pub key_load_delay: u64,
     /// Hashes with more fields than this leave the packed (listpack) encoding.
     pub hash_max_listpack_entries: usize,
     /// Hashes with a field or value longer than this leave the packed encoding.
@@ -181,6 +184,7 @@ impl Default for Config {
             dir: ".".into(),
             persistence: crate::persist::Kind::None,
             appendfsync: crate::persist::Fsync::EverySec,
+            key_load_delay: 0,
             hash_max_listpack_entries: 128,
             hash_max_listpack_value: 64,
             zset_max_listpack_entries: 128,
@@ -558,6 +562,16 @@ pub static PARAMS: &[Param] = &[
         set: |c, v| {
             c.appendfsync = crate::persist::Fsync::parse(v)
                 .ok_or_else(|| "argument must be one of always, everysec, no".to_string())?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "key-load-delay",
+        mutable: true,
+        doc: "microseconds to pause per key loaded at start (testing LOADING)",
+        get: |c| c.key_load_delay.to_string(),
+        set: |c, v| {
+            c.key_load_delay = int_in(v, 0, 1_000_000)? as u64;
             Ok(())
         },
     },

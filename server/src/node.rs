@@ -585,7 +585,8 @@ fn start_loading(shared: Arc<Shared>) {
             let max = shared.memory.maxmemory.load(Relaxed);
             let cap = max.saturating_sub(BASELINE_MEMORY) / 100 * 95;
             tracing::info!(backend = engine.kind().name(), "loading the dataset");
-            match engine.load(&shared.store, cap) {
+            let delay = Duration::from_micros(shared.config.read().key_load_delay);
+            match engine.load(&shared.store, cap, delay) {
                 Ok(r) => {
                     tracing::info!(
                         keys = r.loaded,

@@ -245,7 +245,7 @@ impl Engine {
     /// (then misses read through). A record that cannot be decoded, or a
     /// database index beyond `databases`, is an error: refusing to start is
     /// better than silently serving part of the data.
-    pub fn load(&self, store: &Store, max_bytes: u64) -> Result<LoadReport> {
+    pub fn load(&self, store: &Store, max_bytes: u64, key_delay: Duration) -> Result<LoadReport> {
         let start = Instant::now();
         self.stats.loading.store(true, Ordering::Relaxed);
         let dbs = store.dbs();
@@ -296,6 +296,9 @@ impl Engine {
                 }
             }
             drop(shard);
+            if !key_delay.is_zero() {
+                std::thread::sleep(key_delay);
+            }
             if last_log.elapsed() >= Duration::from_secs(2) {
                 last_log = Instant::now();
                 let secs = start.elapsed().as_secs_f64();
