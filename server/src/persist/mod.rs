@@ -5,6 +5,7 @@
 //! backend knows nothing of values: records are encoded by `store::codec`.
 //! Every backend passes the same test suite (`persist::tests`).
 
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 pub mod engine;
@@ -133,7 +134,11 @@ impl Fsync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Sets the record of a key (insert or overwrite).
-    Put { db: u32, key: Vec<u8>, record: Vec<u8> },
+    Put {
+        db: u32,
+        key: Vec<u8>,
+        record: Vec<u8>,
+    },
     /// Removes a key (absent is fine).
     Del { db: u32, key: Vec<u8> },
     /// Removes every key of one database (FLUSHDB).
@@ -157,9 +162,15 @@ pub trait Backend: Send + Sync + 'static {
     fn get(&self, db: u32, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Visits every record (db, key, record) in key order per db; stops when
     /// `f` returns false.
+    // The closure type is spelled out so that implementations can repeat it.
+    #[allow(clippy::type_complexity)]
     fn for_each(&self, f: &mut dyn FnMut(u32, &[u8], &[u8]) -> bool) -> Result<()>;
-    /// Number of records stored.
+    /// Number of records stored (a full scan on sled).
     fn len(&self) -> Result<u64>;
+    /// Whether no record is stored; cheap on every backend, unlike `len`.
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
     /// Bytes the engine's files take on disk.
     fn disk_bytes(&self) -> u64;
 }
@@ -170,6 +181,11 @@ pub trait Backend: Send + Sync + 'static {
 pub fn open(kind: Kind, dir: &Path) -> Result<Option<Box<dyn Backend>>> {
     if kind == Kind::None {
         return Ok(None);
+    }
+    // Before the marker: a build without the backend must not create a
+    // directory (and stamp it with a backend) that it then cannot open.
+    if !Kind::compiled().contains(&kind) {
+        return Err(PersistError::NotCompiled(kind.name()));
     }
     marker::check_or_create(dir, kind)?;
     match kind {
@@ -196,4 +212,16 @@ pub fn storage_key(db: u32, key: &[u8]) -> Vec<u8> {
 pub fn split_storage_key(k: &[u8]) -> Option<(u32, &[u8])> {
     let (db, key) = k.split_first_chunk::<4>()?;
     Some((u32::from_be_bytes(*db), key))
+}
+
+/// The storage-key range holding every key of `db`: from `db`'s 4-byte
+/// prefix up to (excluding) the next db's prefix; the last db has no upper
+/// bound, since its prefix + 1 would overflow.
+pub fn db_range(db: u32) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let lo = Bound::Included(db.to_be_bytes().to_vec());
+    let hi = match db.checked_add(1) {
+        Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
+        None => Bound::Unbounded,
+    };
+    (lo, hi)
 }
