@@ -94,7 +94,10 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &Args<'_>) {
     }
     if let Some(p) = shared.persist()
         && spec.has(flags::WRITE)
-        && !p.stats.last_write_ok.load(std::sync::atomic::Ordering::Relaxed)
+        && !p
+            .stats
+            .last_write_ok
+            .load(std::sync::atomic::Ordering::Relaxed)
     {
         reject(
             ctx,

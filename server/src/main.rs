@@ -83,7 +83,9 @@ fn portable(tool: &str, file: &str, config: &Config) -> anyhow::Result<()> {
     let dir = std::path::Path::new(&config.dir);
     let file = std::path::Path::new(file);
     if config.persistence == Kind::None {
-        anyhow::bail!("{tool} needs --persistence sled|redb (and --dir) to know which data to read or write");
+        anyhow::bail!(
+            "{tool} needs --persistence sled|redb (and --dir) to know which data to read or write"
+        );
     }
     let n = if tool == "export" {
         portable::export_dir(config.persistence, dir, file)

@@ -358,28 +358,31 @@ async fn client_buffers_count_in_used_memory() {
 
 #[tokio::test]
 async fn pubsub_messages_waiting_for_a_slow_subscriber_count_in_used_memory() {
-    let node = TestNode::start().await;
+    let node = TestNode::start_with(|c| {
+        c.client_output_buffer_limit[2] = Default::default();
+    })
+    .await;
     let mut r = node.raw().await;
     // A subscriber that does not read: messages queue up for it.
     let mut sub = node.raw().await;
     let subscribed = sub.cmd(&[b"SUBSCRIBE", b"ch"]).await;
     assert!(subscribed.starts_with(b"*3"), "{subscribed:?}");
     let before = info_field(&mut r, "used_memory").await;
-    let payload = vec![b'm'; 64 * 1024];
-    for _ in 0..64 {
+    // 32 MB: loopback socket buffers absorb several MB, the rest must queue.
+    let payload = vec![b'm'; 256 * 1024];
+    for _ in 0..128 {
         let n = r.cmd(&[b"PUBLISH", b"ch", &payload]).await;
         assert_eq!(n, b":1\r\n");
     }
-    // 4 MB published; whatever the socket buffers took, most waits in the queue.
     let queued = info_field(&mut r, "used_memory").await;
     assert!(
-        queued >= before + 2 * 1024 * 1024,
+        queued >= before + 8 * 1024 * 1024,
         "used_memory {queued} does not count the queued messages (was {before})"
     );
     // Reading them all gives the memory back.
     let mut got = 0usize;
     let mut chunk = vec![0u8; 1 << 16];
-    while got < 64 * payload.len() {
+    while got < 128 * payload.len() {
         let n = tokio::time::timeout(WAIT, sub.stream.read(&mut chunk))
             .await
             .expect("messages in time")

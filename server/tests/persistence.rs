@@ -89,11 +89,22 @@ async fn dump(c: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<Va
 async fn check(node: &TestNode, model: &Model, when: &str) {
     let mut c = node.client().await;
     for (db, keys) in model.iter().enumerate() {
-        let _: () = redis::cmd("SELECT").arg(db).query_async(&mut c).await.expect("SELECT");
-        let size: usize = redis::cmd("DBSIZE").query_async(&mut c).await.expect("DBSIZE");
+        let _: () = redis::cmd("SELECT")
+            .arg(db)
+            .query_async(&mut c)
+            .await
+            .expect("SELECT");
+        let size: usize = redis::cmd("DBSIZE")
+            .query_async(&mut c)
+            .await
+            .expect("DBSIZE");
         assert_eq!(size, keys.len(), "{when}: DBSIZE of db {db}");
         for (k, v) in keys {
-            assert_eq!(dump(&mut c, k).await.as_ref(), Some(v), "{when}: db {db} key {k}");
+            assert_eq!(
+                dump(&mut c, k).await.as_ref(),
+                Some(v),
+                "{when}: db {db} key {k}"
+            );
         }
     }
 }
@@ -217,13 +228,20 @@ async fn model_run(kind: Kind, seed: u64) {
             }
             800..=899 => {
                 db = rng.random_range(0..3);
-                let _: () = redis::cmd("SELECT").arg(db).query_async(&mut c).await.expect("SELECT");
+                let _: () = redis::cmd("SELECT")
+                    .arg(db)
+                    .query_async(&mut c)
+                    .await
+                    .expect("SELECT");
             }
             900..=919 | 950..=974 => {
                 let _: () = redis::cmd("SAVE").query_async(&mut c).await.expect("SAVE");
             }
             920..=929 => {
-                let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.expect("FLUSHDB");
+                let _: () = redis::cmd("FLUSHDB")
+                    .query_async(&mut c)
+                    .await
+                    .expect("FLUSHDB");
                 m.clear();
             }
             930..=949 => {
@@ -240,9 +258,18 @@ async fn model_run(kind: Kind, seed: u64) {
                 node.stop().await;
                 node = start(kind, dir.path(), |_| {}).await;
                 restarts += 1;
-                check(&node, &model, &format!("{kind:?} seed {seed} restart at step {step}")).await;
+                check(
+                    &node,
+                    &model,
+                    &format!("{kind:?} seed {seed} restart at step {step}"),
+                )
+                .await;
                 c = node.client().await;
-                let _: () = redis::cmd("SELECT").arg(db).query_async(&mut c).await.expect("SELECT");
+                let _: () = redis::cmd("SELECT")
+                    .arg(db)
+                    .query_async(&mut c)
+                    .await
+                    .expect("SELECT");
             }
         }
     }
@@ -284,9 +311,9 @@ async fn loading_answers_loading_until_done_and_node_id_survives() {
         })
         .await;
         let mut c = node.client().await;
-        let r: redis::RedisResult<Option<String>> = c.get("k1").await;
-        let e = r.expect_err("GET while loading");
-        assert!(e.to_string().contains("LOADING"), "{e}");
+        let mut raw = node.raw().await;
+        let got = raw.cmd(&[b"GET", b"k1"]).await;
+        assert_eq!(got, b"-LOADING Redis is loading the dataset in memory\r\n");
         let info = info_persistence(&mut c).await;
         assert_eq!(field(&info, "loading"), Some("1"), "{info}");
         wait_loaded(&node).await;
@@ -317,11 +344,25 @@ async fn a_dataset_three_times_maxmemory_stays_readable() {
             v.extend_from_slice(i.to_string().as_bytes());
             let _: () = c.set(format!("key:{i}"), v).await.expect("SET");
         }
-        let info: String = redis::cmd("INFO").arg("all").query_async(&mut c).await.expect("INFO");
-        let evicted: u64 = field(&info, "evicted_keys").and_then(|v| v.parse().ok()).unwrap_or(0);
-        assert!(evicted > KEYS as u64 / 2, "{kind:?}: only {evicted} evicted: the test did not exceed memory");
-        let used: u64 = field(&info, "used_memory").and_then(|v| v.parse().ok()).unwrap_or(0);
-        assert!(used <= 4 * 1024 * 1024 * 105 / 100, "{kind:?}: used_memory {used} over the cap");
+        let info: String = redis::cmd("INFO")
+            .arg("all")
+            .query_async(&mut c)
+            .await
+            .expect("INFO");
+        let evicted: u64 = field(&info, "evicted_keys")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            evicted > KEYS as u64 / 2,
+            "{kind:?}: only {evicted} evicted: the test did not exceed memory"
+        );
+        let used: u64 = field(&info, "used_memory")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            used <= 4 * 1024 * 1024 * 105 / 100,
+            "{kind:?}: used_memory {used} over the cap"
+        );
         for i in (0..KEYS).step_by(7) {
             let got: Option<Vec<u8>> = c.get(format!("key:{i}")).await.expect("GET");
             let mut want = value.clone();
@@ -354,7 +395,11 @@ async fn a_dataset_three_times_maxmemory_stays_readable() {
             }
             let mut want = value.clone();
             want.extend_from_slice(i.to_string().as_bytes());
-            assert_eq!(got.as_deref(), Some(&want[..]), "{kind:?}: key:{i} lost after restart");
+            assert_eq!(
+                got.as_deref(),
+                Some(&want[..]),
+                "{kind:?}: key:{i} lost after restart"
+            );
         }
         node.stop().await;
     }
@@ -366,8 +411,22 @@ async fn expired_keys_are_not_resurrected_and_ttls_survive() {
         let dir = tempfile::tempdir().expect("tempdir");
         let node = start(kind, dir.path(), |_| {}).await;
         let mut c = node.client().await;
-        let _: () = redis::cmd("SET").arg("short").arg("v").arg("PX").arg(300).query_async(&mut c).await.expect("SET");
-        let _: () = redis::cmd("SET").arg("long").arg("v").arg("EX").arg(1000).query_async(&mut c).await.expect("SET");
+        let _: () = redis::cmd("SET")
+            .arg("short")
+            .arg("v")
+            .arg("PX")
+            .arg(300)
+            .query_async(&mut c)
+            .await
+            .expect("SET");
+        let _: () = redis::cmd("SET")
+            .arg("long")
+            .arg("v")
+            .arg("EX")
+            .arg(1000)
+            .query_async(&mut c)
+            .await
+            .expect("SET");
         let _: () = redis::cmd("SAVE").query_async(&mut c).await.expect("SAVE");
         node.stop().await;
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -385,18 +444,33 @@ async fn expired_keys_are_not_resurrected_and_ttls_survive() {
 async fn appendfsync_always_acknowledges_after_the_write_is_durable() {
     for kind in backends() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let node = start(kind, dir.path(), |c| c.appendfsync = shoal::persist::Fsync::Always).await;
+        let node = start(kind, dir.path(), |c| {
+            c.appendfsync = shoal::persist::Fsync::Always
+        })
+        .await;
         let mut c = node.client().await;
         for i in 0..200 {
             let _: () = c.set(format!("a{i}"), i).await.expect("SET");
             // Acknowledged means written and synced: nothing is pending and
             // nothing changed since the last durable write.
             let info = info_persistence(&mut c).await;
-            assert_eq!(field(&info, "persistence_pending_keys"), Some("0"), "{info}");
-            assert_eq!(field(&info, "rdb_changes_since_last_save"), Some("0"), "{info}");
+            assert_eq!(
+                field(&info, "persistence_pending_keys"),
+                Some("0"),
+                "{info}"
+            );
+            assert_eq!(
+                field(&info, "rdb_changes_since_last_save"),
+                Some("0"),
+                "{info}"
+            );
         }
         let info = info_persistence(&mut c).await;
-        assert_eq!(field(&info, "rdb_changes_since_last_save"), Some("0"), "{info}");
+        assert_eq!(
+            field(&info, "rdb_changes_since_last_save"),
+            Some("0"),
+            "{info}"
+        );
         node.stop().await;
     }
 }
@@ -417,12 +491,19 @@ async fn a_directory_of_another_backend_or_version_is_refused() {
         .await;
         let e = r.expect_err("another backend's directory must be refused");
         let msg = e.to_string();
-        assert!(msg.contains(kinds[0].name()) && msg.contains(other.name()), "{msg}");
+        assert!(
+            msg.contains(kinds[0].name()) && msg.contains(other.name()),
+            "{msg}"
+        );
     }
     // A future format version.
     let marker = dir.path().join("SHOAL-FORMAT");
     let text = std::fs::read_to_string(&marker).expect("marker");
-    std::fs::write(&marker, text.replace("shoal-data-format 1", "shoal-data-format 999")).expect("write");
+    std::fs::write(
+        &marker,
+        text.replace("shoal-data-format 1", "shoal-data-format 999"),
+    )
+    .expect("write");
     let r = shoal::Node::start(Config {
         port: 0,
         persistence: kinds[0],
@@ -438,23 +519,42 @@ async fn a_directory_of_another_backend_or_version_is_refused() {
 async fn save_lastsave_and_bgsave_without_persistence_say_so() {
     let node = TestNode::start().await;
     let mut c = node.client().await;
-    let e = redis::cmd("SAVE").query_async::<()>(&mut c).await.expect_err("SAVE");
+    let e = redis::cmd("SAVE")
+        .query_async::<()>(&mut c)
+        .await
+        .expect_err("SAVE");
     assert!(e.to_string().contains("persistence is off"), "{e}");
-    let last: i64 = redis::cmd("LASTSAVE").query_async(&mut c).await.expect("LASTSAVE");
+    let last: i64 = redis::cmd("LASTSAVE")
+        .query_async(&mut c)
+        .await
+        .expect("LASTSAVE");
     assert!(last > 1_700_000_000);
     node.stop().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let node = start(backends()[0], dir.path(), |_| {}).await;
     let mut c = node.client().await;
-    let before: i64 = redis::cmd("LASTSAVE").query_async(&mut c).await.expect("LASTSAVE");
+    let before: i64 = redis::cmd("LASTSAVE")
+        .query_async(&mut c)
+        .await
+        .expect("LASTSAVE");
     let _: () = c.set("k", "v").await.expect("SET");
-    let started: String = redis::cmd("BGSAVE").query_async(&mut c).await.expect("BGSAVE");
+    let started: String = redis::cmd("BGSAVE")
+        .query_async(&mut c)
+        .await
+        .expect("BGSAVE");
     assert_eq!(started, "Background saving started");
     let _: () = redis::cmd("SAVE").query_async(&mut c).await.expect("SAVE");
-    let after: i64 = redis::cmd("LASTSAVE").query_async(&mut c).await.expect("LASTSAVE");
+    let after: i64 = redis::cmd("LASTSAVE")
+        .query_async(&mut c)
+        .await
+        .expect("LASTSAVE");
     assert!(after >= before);
     let info = info_persistence(&mut c).await;
-    assert_eq!(field(&info, "rdb_changes_since_last_save"), Some("0"), "{info}");
+    assert_eq!(
+        field(&info, "rdb_changes_since_last_save"),
+        Some("0"),
+        "{info}"
+    );
     assert_eq!(field(&info, "aof_enabled"), Some("1"), "{info}");
     node.stop().await;
 }

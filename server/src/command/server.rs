@@ -696,9 +696,17 @@ fn persistence_info(
     field!(s, "async_loading", 0);
     field!(s, "loading_loaded_keys", st.loaded_keys.load(Relaxed));
     field!(s, "loading_load_ms", st.load_ms.load(Relaxed));
-    field!(s, "rdb_changes_since_last_save", st.changes_since_save.load(Relaxed));
+    field!(
+        s,
+        "rdb_changes_since_last_save",
+        st.changes_since_save.load(Relaxed)
+    );
     field!(s, "rdb_bgsave_in_progress", 0);
-    field!(s, "rdb_last_save_time", st.last_save_unix_ms.load(Relaxed) / 1000);
+    field!(
+        s,
+        "rdb_last_save_time",
+        st.last_save_unix_ms.load(Relaxed) / 1000
+    );
     field!(s, "rdb_last_bgsave_status", ok(write_ok));
     field!(s, "rdb_saves", st.durable_syncs.load(Relaxed));
     field!(s, "aof_enabled", 1);
@@ -711,12 +719,24 @@ fn persistence_info(
     field!(s, "persistence_batches", st.batches.load(Relaxed));
     field!(s, "persistence_keys_written", st.keys_written.load(Relaxed));
     field!(s, "persistence_write_errors", st.write_errors.load(Relaxed));
-    field!(s, "persistence_last_batch_usec", st.last_batch_us.load(Relaxed));
+    field!(
+        s,
+        "persistence_last_batch_usec",
+        st.last_batch_us.load(Relaxed)
+    );
     field!(s, "persistence_disk_bytes", p.disk_bytes());
     field!(s, "persistence_read_through", st.read_through.load(Relaxed));
     field!(s, "persistence_read_errors", st.read_errors.load(Relaxed));
-    field!(s, "persistence_load_expired_skipped", st.load_expired_skipped.load(Relaxed));
-    field!(s, "persistence_memory_complete", u8::from(shared.store.hooks().complete.load(Relaxed)));
+    field!(
+        s,
+        "persistence_load_expired_skipped",
+        st.load_expired_skipped.load(Relaxed)
+    );
+    field!(
+        s,
+        "persistence_memory_complete",
+        u8::from(shared.store.hooks().complete.load(Relaxed))
+    );
 }
 
 fn info_section(ctx: &Ctx<'_>, name: &str, s: &mut String) {
@@ -1564,7 +1584,9 @@ fn lastsave(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 }
 
 fn no_persistence() -> CmdError {
-    CmdError::msg("persistence is off (persistence none): there is nothing to save to; start with persistence sled or redb")
+    CmdError::msg(
+        "persistence is off (persistence none): there is nothing to save to; start with persistence sled or redb",
+    )
 }
 
 /// SAVE: every change so far written to the backend and made durable

@@ -212,8 +212,7 @@ impl ConnState {
         let (id, addr, kill) = (self.id, self.addr, &self.handle.kill);
         self.pubsub.get_or_insert_with(|| {
             Box::new(crate::pubsub::ConnSubs::new(Arc::new(
-                crate::pubsub::Subscriber::new(id, addr.to_string(), kill.clone())
-                    .counted_in(ps),
+                crate::pubsub::Subscriber::new(id, addr.to_string(), kill.clone()).counted_in(ps),
             )))
         })
     }

@@ -466,11 +466,7 @@ impl Engine {
         }
         let started = Instant::now();
         let res = if ops.is_empty() {
-            if durable {
-                self.backend.sync()
-            } else {
-                Ok(())
-            }
+            if durable { self.backend.sync() } else { Ok(()) }
         } else {
             self.backend.apply(&ops, durable)
         };
@@ -486,7 +482,8 @@ impl Engine {
         res?;
         if !ops.is_empty() {
             st.batches.fetch_add(1, Ordering::Relaxed);
-            st.keys_written.fetch_add(ops.len() as u64, Ordering::Relaxed);
+            st.keys_written
+                .fetch_add(ops.len() as u64, Ordering::Relaxed);
             st.changes_since_save
                 .fetch_add(ops.len() as u64, Ordering::Relaxed);
             st.last_batch_us

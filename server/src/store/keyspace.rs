@@ -704,7 +704,12 @@ impl Shard {
     /// Persistence writer: visits every key changed since the last drain
     /// with what it is now, and records that generation `generation` took it.
     /// Returns how many keys were visited.
-    pub fn drain_dirty(&mut self, generation: u64, now: u64, mut f: impl FnMut(&[u8], DirtyState<'_>)) -> usize {
+    pub fn drain_dirty(
+        &mut self,
+        generation: u64,
+        now: u64,
+        mut f: impl FnMut(&[u8], DirtyState<'_>),
+    ) -> usize {
         let mut n = 0;
         let (index, entries) = (&self.index, &self.entries);
         for (k, d) in self.dirty.iter_mut() {
@@ -717,7 +722,9 @@ impl Shard {
                 Some(rec) => DirtyState::Captured(rec),
                 None => {
                     let found = index
-                        .find(hash_key(k), |&i| entries[i as usize].key.as_slice() == &k[..])
+                        .find(hash_key(k), |&i| {
+                            entries[i as usize].key.as_slice() == &k[..]
+                        })
                         .map(|&i| &entries[i as usize]);
                     match found {
                         Some(e) if !e.is_expired(now) => DirtyState::Live(e),
