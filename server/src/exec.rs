@@ -152,7 +152,10 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &Args<'_>) {
         ctx.conn.last_cmd = spec.name;
     }
     // EXEC takes the whole gate itself; commands inside it already run under it.
-    let gate = (!ctx.conn.in_exec && spec.name != "exec").then(|| shared.gate.read(ctx.conn.id));
+    // SAVE takes it too: its write-behind cycle drains the shards under the
+    // whole gate, so no command is half applied in what reaches disk.
+    let gate = (!ctx.conn.in_exec && spec.name != "exec" && spec.name != "save")
+        .then(|| shared.gate.read(ctx.conn.id));
     let start = Instant::now();
     let mark = ctx.out.mark();
     let result = (spec.handler)(ctx, args);

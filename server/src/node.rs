@@ -291,7 +291,7 @@ pub struct Shared {
     /// Pub/Sub subscriptions and delivery.
     pub pubsub: Arc<PubSub>,
     /// Makes EXEC atomic (see `command/tx.rs`).
-    pub gate: crate::command::tx::Gate,
+    pub gate: Arc<crate::command::tx::Gate>,
     /// Clients blocked in BLPOP and friends.
     pub blocking: crate::blocking::Blocking,
     /// `maxmemory` and its policy, mirrored from the config for the write path.
@@ -502,6 +502,7 @@ impl Node {
                 persistence.2,
                 limits,
                 &shared.store,
+                Arc::clone(&shared.gate),
             )?;
             let _ = shared.persist.set(engine);
             shared.loading.store(true, Relaxed);

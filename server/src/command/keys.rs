@@ -733,9 +733,7 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let db = ctx.db();
     let n = db.len();
     match ctx.shared.persist() {
-        Some(p) => p
-            .flush(&ctx.shared.store, Some(ctx.conn.db), || db.clear())
-            .map_err(persist_error)?,
+        Some(p) => p.flush(&ctx.shared.store, Some(ctx.conn.db), || db.clear()),
         None => db.clear(),
     }
     ctx.dirty(n as u64);
@@ -748,9 +746,7 @@ fn flushall(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let n: usize = ctx.shared.store.dbs().iter().map(|d| d.len()).sum();
     let store = &ctx.shared.store;
     match ctx.shared.persist() {
-        Some(p) => p
-            .flush(store, None, || store.flush_all())
-            .map_err(persist_error)?,
+        Some(p) => p.flush(store, None, || store.flush_all()),
         None => store.flush_all(),
     }
     // Redis counts FLUSHALL as at least one change even on an empty dataset.
@@ -774,9 +770,7 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if a != b {
         let (a, b, store) = (a as usize, b as usize, &ctx.shared.store);
         match ctx.shared.persist() {
-            Some(p) => p
-                .swap_db(store, a, b, || store.swap_db(a, b))
-                .map_err(persist_error)?,
+            Some(p) => p.swap_db(a, b, || store.swap_db(a, b)),
             None => store.swap_db(a, b),
         }
     }

@@ -12,14 +12,24 @@
 //! Why whole values rather than a command log: the backend must answer a
 //! read of one key (memory is a cache over disk), which needs key -> value.
 //!
-//! Locks: `cycle_lock` makes cycles, SAVE and the structural commands
-//! (FLUSHDB, FLUSHALL, SWAPDB) one ordered stream. `layout` is taken for
-//! reading by read-through (inside a shard lock) and for writing while a
-//! structural change is applied to disk, so a read never sees disk and
-//! memory disagree on which database is which. Order: shard -> layout; a
-//! structural change never takes a shard lock while it holds `layout`.
+//! Consistency: the drain runs under the whole execution gate (as EXEC
+//! does), so a batch never holds half of a command or transaction (half a
+//! RENAME would lose the key on a crash). Structural commands (FLUSHDB,
+//! FLUSHALL, SWAPDB) change memory at once and queue their operation; the
+//! next batch applies the queued operations first, then the drained keys,
+//! which is their real order because both were taken under the gate. Until
+//! that batch is written, a read-through translates the database index back
+//! through the queued operations (a flushed database reads as empty).
+//!
+//! Locks: `cycle_lock` serialises cycles (writer thread, SAVE). `layout` is
+//! taken for reading by read-through (inside a shard lock) and for writing
+//! while a batch holding structural operations is applied, so a read never
+//! translates through an operation the disk already has. Order: gate ->
+//! shard (drain); shard -> layout -> `structural` (read-through); the writer
+//! holds no shard lock while it waits for `layout`.
 
 use super::{Backend, Fsync, Kind, Op, PersistError, Result};
+use crate::command::tx::Gate;
 use crate::store::codec::{self, Limits};
 use crate::store::{Backing, DirtyState, Store, Value};
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -63,6 +73,10 @@ pub struct Engine {
     fsync: AtomicU8,
     limits: Arc<RwLock<Limits>>,
     layout: Arc<RwLock<()>>,
+    /// FLUSH/SWAPDB operations done in memory and not yet written, in order.
+    structural: Arc<Mutex<Vec<(u64, Op)>>>,
+    next_structural: AtomicU64,
+    gate: Arc<Gate>,
     cycle_lock: Mutex<()>,
     generation: AtomicU64,
     /// The last generation known durable; `always` waiters watch it.
@@ -95,6 +109,7 @@ struct Reader {
     backend: Arc<dyn Backend>,
     limits: Arc<RwLock<Limits>>,
     layout: Arc<RwLock<()>>,
+    structural: Arc<Mutex<Vec<(u64, Op)>>>,
     stats: Arc<EngineStats>,
 }
 
@@ -109,7 +124,22 @@ impl std::fmt::Debug for Reader {
 impl Backing for Reader {
     fn fetch(&self, db: &AtomicUsize, key: &[u8]) -> Option<(Value, Option<u64>)> {
         let _layout = self.layout.read();
-        let db = db.load(Ordering::Relaxed) as u32;
+        // Undo the queued FLUSH/SWAPDB, newest first, to find where the
+        // backend still keeps this database (or that it was flushed since).
+        let db = {
+            let pending = self.structural.lock();
+            let mut i = db.load(Ordering::Relaxed) as u32;
+            for (_, op) in pending.iter().rev() {
+                match *op {
+                    Op::SwapDb(a, b) if i == a => i = b,
+                    Op::SwapDb(a, b) if i == b => i = a,
+                    Op::FlushDb(x) if x == i => return None,
+                    Op::FlushAll => return None,
+                    _ => {}
+                }
+            }
+            i
+        };
         match self.backend.get(db, key) {
             Ok(Some(rec)) => {
                 self.stats.read_through.fetch_add(1, Ordering::Relaxed);
@@ -173,6 +203,7 @@ impl Engine {
         fsync: Fsync,
         limits: Limits,
         store: &Store,
+        gate: Arc<Gate>,
     ) -> Result<Arc<Engine>> {
         let backend: Arc<dyn Backend> = match super::open(kind, dir)? {
             Some(b) => Arc::from(b),
@@ -186,12 +217,16 @@ impl Engine {
         });
         let limits = Arc::new(RwLock::new(limits));
         let layout = Arc::new(RwLock::new(()));
+        let structural = Arc::new(Mutex::new(Vec::new()));
         let engine = Engine {
             backend: Arc::clone(&backend),
             node_id,
             fsync: AtomicU8::new(fsync as u8),
             limits: Arc::clone(&limits),
             layout: Arc::clone(&layout),
+            structural: Arc::clone(&structural),
+            next_structural: AtomicU64::new(0),
+            gate,
             cycle_lock: Mutex::new(()),
             generation: AtomicU64::new(0),
             durable: tokio::sync::watch::Sender::new(0),
@@ -205,6 +240,7 @@ impl Engine {
             backend,
             limits,
             layout,
+            structural,
             stats,
         }));
         hooks.persist.store(true, Ordering::SeqCst);
@@ -430,6 +466,13 @@ impl Engine {
         let dbs = store.dbs();
         let mut ops = Vec::new();
         let mut drained = Vec::new();
+        let gate = self.gate.write_all();
+        // Structural operations first: they happened before every change
+        // still dirty in the databases they touched (those were cleared).
+        let structural: Vec<(u64, Op)> = self.structural.lock().clone();
+        let last_structural = structural.last().map(|(seq, _)| *seq);
+        ops.extend(structural.into_iter().map(|(_, op)| op));
+        let first_key = ops.len();
         for (dbi, ks) in dbs.iter().enumerate() {
             let db = dbi as u32;
             for si in 0..ks.shard_count() {
@@ -464,9 +507,20 @@ impl Engine {
                 }
             }
         }
+        drop(gate);
+        let keys = ops.len() - first_key;
         let started = Instant::now();
         let res = if ops.is_empty() {
             if durable { self.backend.sync() } else { Ok(()) }
+        } else if let Some(last) = last_structural {
+            // Readers translate through the queued operations until they
+            // are gone: apply and dequeue as one step for them.
+            let _layout = self.layout.write();
+            let r = self.backend.apply(&ops, durable);
+            if r.is_ok() {
+                self.structural.lock().retain(|(seq, _)| *seq > last);
+            }
+            r
         } else {
             self.backend.apply(&ops, durable)
         };
@@ -482,8 +536,7 @@ impl Engine {
         res?;
         if !ops.is_empty() {
             st.batches.fetch_add(1, Ordering::Relaxed);
-            st.keys_written
-                .fetch_add(ops.len() as u64, Ordering::Relaxed);
+            st.keys_written.fetch_add(keys as u64, Ordering::Relaxed);
             st.changes_since_save
                 .fetch_add(ops.len() as u64, Ordering::Relaxed);
             st.last_batch_us
@@ -496,45 +549,39 @@ impl Engine {
                 .store(crate::node::unix_ms(), Ordering::Relaxed);
             self.durable.send_replace(generation);
         }
-        Ok(ops.len())
+        Ok(keys)
     }
 
-    /// FLUSHDB / FLUSHALL: what was written before goes to disk first, then
-    /// the backend drops the database(s), then memory does (`clear`). Disk
-    /// goes first so a read-through in between finds nothing rather than a
-    /// key that is being flushed.
-    pub fn flush(&self, store: &Store, db: Option<usize>, clear: impl FnOnce()) -> Result<()> {
-        let _order = self.cycle_lock.lock();
-        let pending = self.cycle_locked(store, false);
+    /// FLUSHDB / FLUSHALL, called by the command (under its gate slot):
+    /// memory is cleared now and the operation queued for the next batch.
+    pub fn flush(&self, store: &Store, db: Option<usize>, clear: impl FnOnce()) {
         let op = match db {
             Some(db) => Op::FlushDb(db as u32),
             None => Op::FlushAll,
         };
-        let res = {
-            let _layout = self.layout.write();
-            pending.and_then(|_| self.backend.apply(&[op], self.fsync() == Fsync::Always))
-        };
-        // Memory is cleared even if the disk write failed: the client asked
-        // for it, and the error is reported (the disk keeps the old keys).
+        self.queue(op);
         clear();
-        if res.is_ok() && db.is_none() {
+        if db.is_none() {
             store.hooks().complete.store(true, Ordering::SeqCst);
         }
-        res
+        self.wake(false);
     }
 
-    /// SWAPDB: pending writes first, then disk and memory swap together
-    /// under `layout` (`swap` takes no shard lock).
-    pub fn swap_db(&self, store: &Store, a: usize, b: usize, swap: impl FnOnce()) -> Result<()> {
-        let _order = self.cycle_lock.lock();
-        self.cycle_locked(store, false)?;
-        let _layout = self.layout.write();
-        self.backend.apply(
-            &[Op::SwapDb(a as u32, b as u32)],
-            self.fsync() == Fsync::Always,
-        )?;
+    /// SWAPDB: queued and swapped in memory under the queue's lock, so a
+    /// read-through sees the new index and the queued swap together.
+    pub fn swap_db(&self, a: usize, b: usize, swap: impl FnOnce()) {
+        let mut pending = self.structural.lock();
+        let seq = self.next_structural.fetch_add(1, Ordering::Relaxed);
+        pending.push((seq, Op::SwapDb(a as u32, b as u32)));
         swap();
-        Ok(())
+        drop(pending);
+        self.wake(false);
+    }
+
+    fn queue(&self, op: Op) {
+        let mut pending = self.structural.lock();
+        let seq = self.next_structural.fetch_add(1, Ordering::Relaxed);
+        pending.push((seq, op));
     }
 
     /// Keys waiting for the writer (INFO).
