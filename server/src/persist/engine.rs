@@ -596,3 +596,163 @@ impl Engine {
             .sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The engine without its thread: every cycle is run by the test, so
+    //! the windows between a change and its batch are held open on purpose.
+    use super::*;
+    use crate::store::{StoreConfig, SystemClock, Ttl};
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        store: Arc<Store>,
+        engine: Arc<Engine>,
+    }
+
+    fn setup(kind: Kind) -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::new(
+            StoreConfig {
+                databases: 4,
+                shards: 4,
+            },
+            Arc::new(SystemClock),
+        ));
+        let engine = Engine::open(
+            kind,
+            dir.path(),
+            Fsync::EverySec,
+            Limits::default(),
+            &store,
+            Arc::new(Gate::default()),
+        )
+        .expect("open");
+        Setup {
+            _dir: dir,
+            store,
+            engine,
+        }
+    }
+
+    fn set(store: &Store, db: usize, key: &str, val: &str) {
+        let ks = store.db(db);
+        let (h, mut shard) = ks.lock(key.as_bytes());
+        shard.set(
+            h,
+            key.as_bytes(),
+            Value::str(val.as_bytes()),
+            Ttl::Keep,
+            store.now_ms(),
+        );
+    }
+
+    fn del(store: &Store, db: usize, key: &str) {
+        let ks = store.db(db);
+        let (h, mut shard) = ks.lock(key.as_bytes());
+        shard.remove(h, key.as_bytes(), store.now_ms());
+    }
+
+    fn get(store: &Store, db: usize, key: &str) -> Option<String> {
+        let ks = store.db(db);
+        let (h, mut shard) = ks.lock(key.as_bytes());
+        let i = shard.lookup(h, key.as_bytes(), store.now_ms())?;
+        let v = shard.entry(i).value.as_str()?;
+        Some(String::from_utf8_lossy(v.as_slice()).into_owned())
+    }
+
+    /// Drops every key from memory the way eviction does.
+    fn evict_all(store: &Store) {
+        for ks in store.dbs().iter() {
+            for si in 0..ks.shard_count() {
+                let mut shard = ks.lock_shard(si);
+                let mut keys = Vec::new();
+                shard.for_each(0, |e| keys.push(e.key.as_slice().to_vec()));
+                for k in keys {
+                    let h = crate::store::hash_key(&k);
+                    if let Some(i) = shard.lookup_local(h, &k, 0) {
+                        shard.evict_at(h, i);
+                    }
+                }
+            }
+        }
+    }
+
+    fn each_backend(f: impl Fn(Setup)) {
+        for kind in Kind::compiled() {
+            f(setup(kind));
+        }
+    }
+
+    #[test]
+    fn evicted_keys_read_through_whether_written_yet_or_not() {
+        each_backend(|s| {
+            set(&s.store, 0, "on-disk", "1");
+            s.engine.cycle(&s.store, true).expect("cycle");
+            // Not written yet when evicted: the capture is the only copy.
+            set(&s.store, 0, "dirty", "2");
+            set(&s.store, 0, "gone", "3");
+            s.engine.cycle(&s.store, false).expect("cycle");
+            del(&s.store, 0, "gone");
+            evict_all(&s.store);
+            assert!(!s.store.hooks().complete.load(Ordering::SeqCst));
+            assert_eq!(get(&s.store, 0, "on-disk").as_deref(), Some("1"));
+            assert_eq!(get(&s.store, 0, "dirty").as_deref(), Some("2"));
+            assert_eq!(
+                get(&s.store, 0, "gone"),
+                None,
+                "a deleted key came back from disk"
+            );
+            s.engine.cycle(&s.store, false).expect("cycle");
+            evict_all(&s.store);
+            assert_eq!(get(&s.store, 0, "dirty").as_deref(), Some("2"));
+            assert_eq!(get(&s.store, 0, "gone"), None);
+            assert_eq!(get(&s.store, 0, "never"), None);
+        });
+    }
+
+    #[test]
+    fn a_queued_flush_reads_as_empty_before_its_batch() {
+        each_backend(|s| {
+            set(&s.store, 0, "a", "1");
+            set(&s.store, 1, "b", "2");
+            s.engine.cycle(&s.store, true).expect("cycle");
+            evict_all(&s.store);
+            let db0 = s.store.db(0);
+            s.engine.flush(&s.store, Some(0), || db0.clear());
+            assert_eq!(
+                get(&s.store, 0, "a"),
+                None,
+                "flushed key read back from disk"
+            );
+            assert_eq!(get(&s.store, 1, "b").as_deref(), Some("2"));
+            evict_all(&s.store);
+            s.engine.cycle(&s.store, false).expect("cycle");
+            assert_eq!(get(&s.store, 0, "a"), None);
+            assert_eq!(get(&s.store, 1, "b").as_deref(), Some("2"));
+        });
+    }
+
+    #[test]
+    fn a_queued_swap_translates_reads_before_its_batch() {
+        each_backend(|s| {
+            set(&s.store, 0, "a", "1");
+            set(&s.store, 1, "b", "2");
+            s.engine.cycle(&s.store, true).expect("cycle");
+            evict_all(&s.store);
+            let store = Arc::clone(&s.store);
+            s.engine.swap_db(0, 1, || store.swap_db(0, 1));
+            // Written after the swap, before its batch: lands in the new db 0.
+            set(&s.store, 0, "c", "3");
+            assert_eq!(get(&s.store, 0, "b").as_deref(), Some("2"));
+            assert_eq!(get(&s.store, 1, "a").as_deref(), Some("1"));
+            assert_eq!(get(&s.store, 0, "a"), None);
+            s.engine.cycle(&s.store, false).expect("cycle");
+            evict_all(&s.store);
+            assert_eq!(get(&s.store, 0, "b").as_deref(), Some("2"));
+            assert_eq!(get(&s.store, 0, "c").as_deref(), Some("3"));
+            assert_eq!(get(&s.store, 1, "a").as_deref(), Some("1"));
+            assert_eq!(get(&s.store, 1, "c"), None);
+        });
+    }
+}
