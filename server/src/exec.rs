@@ -172,7 +172,7 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &Args<'_>) {
     if ok
         && spec.has(flags::WRITE)
         && let Some(p) = shared.persist()
-        && p.fsync() == crate::persist::Fsync::Always
+        && p.must_hold()
     {
         ctx.out.hold_until = p.target();
     }

@@ -38,8 +38,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// How often the writer drains the shards when nobody asks sooner.
+/// How often the writer looks for work when nobody asks (`always` cycles
+/// on demand; expiry and eviction still leave work to pick up).
 pub const CYCLE: Duration = Duration::from_millis(100);
+
+/// The batch period of `everysec` (each batch durable) and `no`. One batch a
+/// second rather than many small ones: random keys touch most of a B-tree's
+/// leaves per batch, so fewer batches rewrite far fewer pages.
+pub const BATCH_PERIOD: Duration = Duration::from_secs(1);
+
+/// With `everysec`, once the last durable batch is this old the writer is
+/// behind: write replies then wait for the next durable batch (Redis blocks
+/// writes when its AOF fsync is 2 s late), so the loss window stays bounded.
+pub const BEHIND: Duration = Duration::from_secs(2);
 
 /// Counters for INFO persistence.
 #[derive(Debug, Default)]
@@ -77,6 +88,8 @@ pub struct Engine {
     structural: Arc<Mutex<Vec<(u64, Op)>>>,
     next_structural: AtomicU64,
     gate: Arc<Gate>,
+    /// A non-durable batch was applied since the last durable one.
+    unsynced: AtomicBool,
     cycle_lock: Mutex<()>,
     generation: AtomicU64,
     /// The last generation known durable; `always` waiters watch it.
@@ -183,6 +196,14 @@ pub fn limits_of(config: &crate::config::Config) -> Limits {
     }
 }
 
+/// The (db, key) a key operation is about, for sorting a batch.
+fn op_key(op: &Op) -> (u32, &[u8]) {
+    match op {
+        Op::Put { db, key, .. } | Op::Del { db, key } => (*db, key),
+        Op::FlushDb(_) | Op::FlushAll | Op::SwapDb(..) => (0, &[]),
+    }
+}
+
 /// What loading found.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LoadReport {
@@ -227,6 +248,7 @@ impl Engine {
             structural: Arc::clone(&structural),
             next_structural: AtomicU64::new(0),
             gate,
+            unsynced: AtomicBool::new(false),
             cycle_lock: Mutex::new(()),
             generation: AtomicU64::new(0),
             durable: tokio::sync::watch::Sender::new(0),
@@ -368,6 +390,10 @@ impl Engine {
     /// Starts the write-behind thread; it holds `store` until [`Engine::stop`].
     pub fn start(self: &Arc<Self>, store: Arc<Store>) {
         let me = Arc::clone(self);
+        // Loading is not the writer falling behind.
+        self.stats
+            .last_save_unix_ms
+            .store(crate::node::unix_ms(), Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
             .name("shoal-persist".into())
             .spawn(move || me.run(&store));
@@ -378,28 +404,26 @@ impl Engine {
     }
 
     fn run(&self, store: &Store) {
-        let mut last_sync = Instant::now();
+        let mut last_batch = Instant::now();
         loop {
-            let (stop, asked_durable) = {
+            let (stop, asked, asked_durable) = {
                 let mut w = self.wake.lock();
                 if !w.pending && !w.stop {
                     self.wake_cv.wait_for(&mut w, CYCLE);
                 }
-                let r = (w.stop, w.durable);
+                let r = (w.stop, w.pending, w.durable);
                 w.pending = false;
                 w.durable = false;
                 r
             };
-            let durable = stop
-                || asked_durable
-                || match self.fsync() {
-                    Fsync::Always => true,
-                    Fsync::EverySec => last_sync.elapsed() >= Duration::from_secs(1),
-                    Fsync::No => false,
-                };
+            let fsync = self.fsync();
+            let due = fsync == Fsync::Always || last_batch.elapsed() >= BATCH_PERIOD;
+            if !(stop || asked || due) {
+                continue;
+            }
+            let durable = stop || asked_durable || fsync != Fsync::No;
             match self.cycle(store, durable) {
-                Ok(_) if durable => last_sync = Instant::now(),
-                Ok(_) => {}
+                Ok(_) => last_batch = Instant::now(),
                 Err(e) => {
                     tracing::error!(error = %e, "persistence write failed; the keys stay dirty and are retried");
                     std::thread::sleep(CYCLE);
@@ -433,6 +457,20 @@ impl Engine {
             && h.join().is_err()
         {
             tracing::error!("the persistence writer thread panicked");
+        }
+    }
+
+    /// Whether a write's reply must wait for the next durable batch:
+    /// always with `always`, and with `everysec` while the writer is behind.
+    #[inline]
+    pub fn must_hold(&self) -> bool {
+        match self.fsync() {
+            Fsync::Always => true,
+            Fsync::EverySec => {
+                let last = self.stats.last_save_unix_ms.load(Ordering::Relaxed);
+                crate::node::unix_ms().saturating_sub(last) > BEHIND.as_millis() as u64
+            }
+            Fsync::No => false,
         }
     }
 
@@ -509,9 +547,17 @@ impl Engine {
         }
         drop(gate);
         let keys = ops.len() - first_key;
+        // Each key appears once per batch, so order among keys is free: in
+        // storage-key order the B-trees touch each page once, in sequence.
+        ops[first_key..].sort_unstable_by(|a, b| op_key(a).cmp(&op_key(b)));
         let started = Instant::now();
+        // An idle node syncs nothing: only non-durable batches need a sync.
         let res = if ops.is_empty() {
-            if durable { self.backend.sync() } else { Ok(()) }
+            if durable && self.unsynced.swap(false, Ordering::Relaxed) {
+                self.backend.sync()
+            } else {
+                Ok(())
+            }
         } else if let Some(last) = last_structural {
             // Readers translate through the queued operations until they
             // are gone: apply and dequeue as one step for them.
@@ -525,6 +571,10 @@ impl Engine {
             self.backend.apply(&ops, durable)
         };
         let ok = res.is_ok();
+        if ok && !ops.is_empty() {
+            // A durable batch syncs everything before it too.
+            self.unsynced.store(!durable, Ordering::Relaxed);
+        }
         for (dbi, si) in drained {
             dbs[dbi].lock_shard(si).finish_drain(generation, ok);
         }
