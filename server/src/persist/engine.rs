@@ -33,7 +33,7 @@ use crate::command::tx::Gate;
 use crate::store::codec::{self, Limits};
 use crate::store::{Backing, DirtyState, Store, Value};
 use parking_lot::{Condvar, Mutex, RwLock};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -80,6 +80,8 @@ pub struct EngineStats {
 /// The persistence engine of one node.
 pub struct Engine {
     backend: Arc<dyn Backend>,
+    /// The data directory, named by the errors `load` reports.
+    dir: PathBuf,
     node_id: String,
     fsync: AtomicU8,
     limits: Arc<RwLock<Limits>>,
@@ -241,6 +243,7 @@ impl Engine {
         let structural = Arc::new(Mutex::new(Vec::new()));
         let engine = Engine {
             backend: Arc::clone(&backend),
+            dir: dir.to_path_buf(),
             node_id,
             fsync: AtomicU8::new(fsync as u8),
             limits: Arc::clone(&limits),
@@ -315,8 +318,10 @@ impl Engine {
         let backend = self.backend.kind().name();
         self.backend.for_each(&mut |db, key, rec| {
             let Some(ks) = dbs.get(db as usize) else {
+                // The directory, not an empty path: the message reads "data
+                // directory {dir} is corrupt" (it said "data directory  is").
                 failure = Some(PersistError::Corrupt {
-                    dir: Default::default(),
+                    dir: self.dir.clone(),
                     detail: format!(
                         "a key of database {db} is stored, but `databases` is {}; start with databases > {db}",
                         dbs.len()
@@ -332,7 +337,7 @@ impl Engine {
                 Ok(v) => v,
                 Err(e) => {
                     failure = Some(PersistError::Corrupt {
-                        dir: Default::default(),
+                        dir: self.dir.clone(),
                         detail: format!(
                             "record of key {} in database {db} cannot be decoded: {e}",
                             crate::util_repr(key)
