@@ -359,10 +359,26 @@ impl Shared {
             lfu_decay_time: self.memory.lfu_decay_time.load(Relaxed),
             limit: max.saturating_sub(BASELINE_MEMORY) as usize,
         };
-        let r = self.store.evict(cfg, now, &mut |db, key| {
+        let mut on_evict = |db: usize, key: &[u8]| {
             self.stats.evicted_keys.fetch_add(1, Relaxed);
             self.notify_keyspace(db, crate::notify::EVICTED, "evicted", key);
-        });
+        };
+        let mut r = self.store.evict(cfg, now, &mut on_evict);
+        // With persistence, data the writer has not taken yet cannot be
+        // dropped (dirty marks, eviction captures): write it now, then
+        // evict again. Called before the command takes its gate slot, so the
+        // batch's drain cannot wait on this thread.
+        if !r.ok
+            && let Some(p) = self.persist()
+            && self.store.hooks().dirty_keys.load(Relaxed) > 0
+        {
+            if let Err(e) = p.cycle(&self.store, false) {
+                tracing::warn!(error = %e, "write-behind batch to relieve memory failed");
+            }
+            let again = self.store.evict(cfg, now, &mut on_evict);
+            r.keys += again.keys;
+            r.ok = again.ok;
+        }
         if r.keys > 0 {
             tracing::debug!(evicted = r.keys, "evicted keys to stay under maxmemory");
         }

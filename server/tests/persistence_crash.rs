@@ -712,9 +712,8 @@ fn everysec_run(kind: Kind, pace: Pace) {
 /// a SIGKILL survives (the mode makes everything durable every second).
 ///
 /// The writes are paced (4 x 1000 a second, a fraction of what the
-/// write-behind thread drains even in a debug build): the engine has no
-/// backpressure, so a load above the writer's throughput makes the window
-/// grow without bound; see the ignored test below.
+/// write-behind thread drains even in a debug build); the next test
+/// overloads the writer.
 #[test]
 fn sigkill_under_load_with_appendfsync_everysec_loses_at_most_the_last_second() {
     let _machine = alone();
@@ -723,22 +722,12 @@ fn sigkill_under_load_with_appendfsync_everysec_loses_at_most_the_last_second() 
     }
 }
 
-/// KNOWN BUG (found by this file): `everysec` holds its one-second promise
-/// only while the write-behind thread keeps up. Under unthrottled pipelined
-/// SETs (4 connections) a debug build acknowledges ~40-50k writes a second
-/// while the writer drains ~30k keys a second; nothing slows the clients
-/// down, so the dirty backlog grows (120k pending keys after 3 s), each
-/// batch takes longer than the last (0.17 s, 0.65 s, 1.6 s), the everysec
-/// decision (taken at the start of a cycle) waits for the cycle before it,
-/// and the first durable commit came 2.8 s after start. A SIGKILL then loses
-/// writes acknowledged 1.8 s (and, with a longer run, arbitrarily long)
-/// before it. A release build is not immune: ~100k writes a second left sled
-/// with 70k pending keys, 0.7 s batches and one durable commit in 3 s (redb
-/// kept up there). Redis bounds this by delaying writes when its fsync lags over
-/// two seconds; shoal needs similar backpressure (hold replies as with
-/// `always` while the durable lag is over a bound).
+/// `everysec` under overload: unthrottled pipelined SETs on 4 connections,
+/// more than the write-behind thread takes. Without backpressure the backlog
+/// grew without bound and a SIGKILL lost writes acknowledged seconds before
+/// (found by this file: 1.8-3 s). Now replies wait while the writer's lag
+/// plus its backlog exceeds 1.5 s, so the same window holds under overload.
 #[test]
-#[ignore = "known bug: no backpressure in appendfsync everysec; acknowledged writes older than 1.5 s are lost under overload"]
 fn everysec_under_unthrottled_load_loses_at_most_the_last_second() {
     let _machine = alone();
     for kind in backends() {

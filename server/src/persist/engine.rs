@@ -47,16 +47,23 @@ pub const CYCLE: Duration = Duration::from_millis(100);
 /// leaves per batch, so fewer batches rewrite far fewer pages.
 pub const BATCH_PERIOD: Duration = Duration::from_secs(1);
 
-/// With `everysec`, once the last durable batch is this old the writer is
-/// behind: write replies then wait for the next durable batch (Redis blocks
-/// writes when its AOF fsync is 2 s late), so the loss window stays bounded.
-pub const BEHIND: Duration = Duration::from_secs(2);
+/// The writer's assumed speed (keys/s) until it has measured its own.
+const INITIAL_RATE: u64 = 50_000;
+
+/// With `everysec`, once the last durable batch *drained* this long ago the
+/// writer is behind: write replies then wait for the next durable batch
+/// (Redis delays writes when its AOF fsync lags), which bounds both the
+/// backlog and how much a crash can lose.
+pub const BEHIND: Duration = Duration::from_millis(1500);
 
 /// Counters for INFO persistence.
 #[derive(Debug, Default)]
 pub struct EngineStats {
     /// Unix ms of the last durable cycle that succeeded (LASTSAVE).
     pub last_save_unix_ms: AtomicU64,
+    /// Unix ms at which the last successful durable batch drained: every
+    /// write acknowledged before it is on disk.
+    pub durable_as_of_unix_ms: AtomicU64,
     /// Keys written since the last durable cycle.
     pub changes_since_save: AtomicU64,
     pub last_write_ok: AtomicBool,
@@ -90,6 +97,10 @@ pub struct Engine {
     structural: Arc<Mutex<Vec<(u64, Op)>>>,
     next_structural: AtomicU64,
     gate: Arc<Gate>,
+    /// The store's shared state: the dirty key count (the writer's backlog).
+    hooks: Arc<crate::store::Hooks>,
+    /// Keys a second the backend has been taking (recent batches).
+    rate: AtomicU64,
     /// A non-durable batch was applied since the last durable one.
     unsynced: AtomicBool,
     cycle_lock: Mutex<()>,
@@ -235,6 +246,7 @@ impl Engine {
         let node_id = super::marker::node_id(dir)?;
         let stats = Arc::new(EngineStats {
             last_save_unix_ms: AtomicU64::new(crate::node::unix_ms()),
+            durable_as_of_unix_ms: AtomicU64::new(crate::node::unix_ms()),
             last_write_ok: AtomicBool::new(true),
             ..Default::default()
         });
@@ -251,6 +263,8 @@ impl Engine {
             structural: Arc::clone(&structural),
             next_structural: AtomicU64::new(0),
             gate,
+            hooks: Arc::clone(store.hooks()),
+            rate: AtomicU64::new(INITIAL_RATE),
             unsynced: AtomicBool::new(false),
             cycle_lock: Mutex::new(()),
             generation: AtomicU64::new(0),
@@ -397,7 +411,7 @@ impl Engine {
         let me = Arc::clone(self);
         // Loading is not the writer falling behind.
         self.stats
-            .last_save_unix_ms
+            .durable_as_of_unix_ms
             .store(crate::node::unix_ms(), Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
             .name("shoal-persist".into())
@@ -422,13 +436,19 @@ impl Engine {
                 r
             };
             let fsync = self.fsync();
-            let due = fsync == Fsync::Always || last_batch.elapsed() >= BATCH_PERIOD;
+            // The period runs from drain to drain, so a slow batch does not
+            // push the next one further away.
+            // A backlog worth a third of a second starts a batch early.
+            let due = fsync == Fsync::Always
+                || last_batch.elapsed() >= BATCH_PERIOD
+                || self.backlog_ms() >= BATCH_PERIOD.as_millis() as u64 / 3;
             if !(stop || asked || due) {
                 continue;
             }
             let durable = stop || asked_durable || fsync != Fsync::No;
+            let started = Instant::now();
             match self.cycle(store, durable) {
-                Ok(_) => last_batch = Instant::now(),
+                Ok(_) => last_batch = started,
                 Err(e) => {
                     tracing::error!(error = %e, "persistence write failed; the keys stay dirty and are retried");
                     std::thread::sleep(CYCLE);
@@ -468,15 +488,27 @@ impl Engine {
     /// Whether a write's reply must wait for the next durable batch:
     /// always with `always`, and with `everysec` while the writer is behind.
     #[inline]
+    /// "Behind" counts the backlog too: the time since the last durable
+    /// drain plus the time the writer needs for what is pending, so a slow
+    /// backend throttles clients before their writes age past the bound.
     pub fn must_hold(&self) -> bool {
         match self.fsync() {
             Fsync::Always => true,
             Fsync::EverySec => {
-                let last = self.stats.last_save_unix_ms.load(Ordering::Relaxed);
-                crate::node::unix_ms().saturating_sub(last) > BEHIND.as_millis() as u64
+                let last = self.stats.durable_as_of_unix_ms.load(Ordering::Relaxed);
+                let lag = crate::node::unix_ms().saturating_sub(last);
+                lag + self.backlog_ms() > BEHIND.as_millis() as u64
             }
             Fsync::No => false,
         }
+    }
+
+    /// Milliseconds the writer needs for the keys now pending, at its
+    /// measured speed.
+    #[inline]
+    fn backlog_ms(&self) -> u64 {
+        let pending = self.hooks.dirty_keys.load(Ordering::Relaxed).max(0) as u64;
+        pending * 1000 / self.rate.load(Ordering::Relaxed).max(1)
     }
 
     /// The generation a change made before this call is written by; with
@@ -505,6 +537,7 @@ impl Engine {
 
     fn cycle_locked(&self, store: &Store, durable: bool) -> Result<usize> {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let drained_at = crate::node::unix_ms();
         let now = store.now_ms();
         let dbs = store.dbs();
         let mut ops = Vec::new();
@@ -594,14 +627,22 @@ impl Engine {
             st.keys_written.fetch_add(keys as u64, Ordering::Relaxed);
             st.changes_since_save
                 .fetch_add(ops.len() as u64, Ordering::Relaxed);
+            let took = started.elapsed();
             st.last_batch_us
-                .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                .store(took.as_micros() as u64, Ordering::Relaxed);
+            if keys >= 1000 {
+                let now = (keys as f64 / took.as_secs_f64().max(1e-6)) as u64;
+                let old = self.rate.load(Ordering::Relaxed);
+                self.rate.store((old * 3 + now) / 4, Ordering::Relaxed);
+            }
         }
         if durable {
             st.durable_syncs.fetch_add(1, Ordering::Relaxed);
             st.changes_since_save.store(0, Ordering::Relaxed);
             st.last_save_unix_ms
                 .store(crate::node::unix_ms(), Ordering::Relaxed);
+            st.durable_as_of_unix_ms
+                .store(drained_at, Ordering::Relaxed);
             self.durable.send_replace(generation);
         }
         Ok(keys)

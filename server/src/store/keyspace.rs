@@ -176,6 +176,8 @@ pub struct Shard {
     /// wrote them (see `persist::engine`). Kept here, under the shard lock the
     /// write already holds, so marking costs one probe and no shared state.
     dirty: hashbrown::HashMap<Box<[u8]>, Dirty>,
+    /// What this shard last added to the store-wide dirty key count.
+    dirty_reported: usize,
 }
 
 /// A key not yet written to the persistence backend.
@@ -376,6 +378,7 @@ impl Shard {
         if at != 0 && now > at {
             // Expired while on disk: gone, and the backend's copy is deleted.
             Self::mark_in(&mut self.dirty, &mut self.heap, key);
+            self.report_dirty();
             return None;
         }
         let idx = self.insert_entry(h, key, value, at, now);
@@ -479,6 +482,7 @@ impl Shard {
         self.touch_watched(key);
         if self.persisting() {
             Self::mark_in(&mut self.dirty, &mut self.heap, key);
+            self.report_dirty();
         }
         let idx = self.insert_entry(h, key, value, expire_at, now);
         self.sync_memory();
@@ -614,6 +618,8 @@ impl Shard {
 
     /// Drops every key.
     pub fn clear(&mut self) {
+        self.dirty.clear();
+        self.flush_dirty_report();
         let stats = self.stats;
         let mut watched = std::mem::take(&mut self.watched);
         // FLUSH touches the watched keys that existed, as Redis's.
@@ -682,7 +688,29 @@ impl Shard {
             // Disjoint fields: the key is borrowed in place.
             let key = self.entries[idx as usize].key.as_slice();
             Self::mark_in(&mut self.dirty, &mut self.heap, key);
+            self.report_dirty();
         }
+    }
+
+    /// Reports the dirty key count to the store-wide figure once it moved by
+    /// 64, so the write path touches no shared cache line per write.
+    #[inline]
+    fn report_dirty(&mut self) {
+        let len = self.dirty.len();
+        if len.abs_diff(self.dirty_reported) >= 64 {
+            self.flush_dirty_report();
+        }
+    }
+
+    fn flush_dirty_report(&mut self) {
+        let len = self.dirty.len();
+        if let Some(ev) = &self.events {
+            ev.hooks.dirty_keys.fetch_add(
+                len as isize - self.dirty_reported as isize,
+                Ordering::Relaxed,
+            );
+        }
+        self.dirty_reported = len;
     }
 
     /// Marks `key` changed: the memory copy is now the one to write.
@@ -756,6 +784,7 @@ impl Shard {
         if self.dirty.is_empty() && self.dirty.capacity() > 64 {
             self.dirty = hashbrown::HashMap::new();
         }
+        self.flush_dirty_report();
         self.sync_memory();
     }
 
@@ -764,6 +793,7 @@ impl Shard {
     pub fn mark_gone(&mut self, key: &[u8]) {
         if self.persisting() {
             Self::mark_in(&mut self.dirty, &mut self.heap, key);
+            self.report_dirty();
         }
     }
 

@@ -86,6 +86,9 @@ pub struct Hooks {
     /// from then on a miss reads through [`Hooks::backing`].
     pub complete: std::sync::atomic::AtomicBool,
     pub backing: std::sync::OnceLock<Box<dyn Backing>>,
+    /// Keys waiting for the persistence writer, as the shards last reported
+    /// it (each within 64 of its own count): the writer's backlog.
+    pub dirty_keys: std::sync::atomic::AtomicIsize,
 }
 
 impl Default for Hooks {
@@ -99,6 +102,7 @@ impl Default for Hooks {
             persist: std::sync::atomic::AtomicBool::new(false),
             complete: std::sync::atomic::AtomicBool::new(true),
             backing: std::sync::OnceLock::new(),
+            dirty_keys: std::sync::atomic::AtomicIsize::new(0),
         }
     }
 }
