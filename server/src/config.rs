@@ -93,6 +93,15 @@ pub struct Config {
     /// `client-output-buffer-limit`: per class (normal, replica, pubsub) hard
     /// bytes, soft bytes, soft seconds.
     pub client_output_buffer_limit: [OutputLimit; 3],
+    /// Cluster mode (`cluster-enabled yes`): db 0 only, CLUSTER commands
+    /// answer the topology; without peers the node owns all 16384 slots.
+    pub cluster_enabled: bool,
+    /// The cluster node id (40 lowercase hex digits); empty = the persisted
+    /// id when persistence is on, otherwise one generated at start.
+    pub cluster_node_id: String,
+    /// The IP address CLUSTER SLOTS/SHARDS/NODES announce (empty = the bound
+    /// address, or the address the client connected to when bound to any).
+    pub cluster_announce_ip: String,
 }
 
 /// One class of `client-output-buffer-limit` (0 = no limit).
@@ -205,6 +214,9 @@ impl Default for Config {
                     soft_secs: 60,
                 },
             ],
+            cluster_enabled: false,
+            cluster_node_id: String::new(),
+            cluster_announce_ip: String::new(),
         }
     }
 }
@@ -705,7 +717,47 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         },
     },
+    Param {
+        name: "cluster-enabled",
+        mutable: false,
+        doc: "cluster mode: db 0 only, CLUSTER commands; alone, the node owns all 16384 slots",
+        get: |c| yes_no(c.cluster_enabled),
+        set: |c, v| {
+            c.cluster_enabled = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-node-id",
+        mutable: false,
+        doc: "cluster node id, 40 hex digits (empty = the persisted id, else generated at start)",
+        get: |c| c.cluster_node_id.clone(),
+        set: |c, v| {
+            c.cluster_node_id = parse_node_id(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-announce-ip",
+        mutable: true,
+        doc: "IP address CLUSTER SLOTS/SHARDS/NODES announce (empty = the bound address)",
+        get: |c| c.cluster_announce_ip.clone(),
+        set: |c, v| {
+            c.cluster_announce_ip = v.trim().to_string();
+            Ok(())
+        },
+    },
 ];
+
+/// A node id as `cluster-node-id` takes it: empty, or 40 hex digits (stored lower case).
+fn parse_node_id(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    if v.is_empty() || (v.len() == 40 && v.bytes().all(|b| b.is_ascii_hexdigit())) {
+        Ok(v.to_ascii_lowercase())
+    } else {
+        Err("argument must be empty or 40 hexadecimal digits".into())
+    }
+}
 
 /// Finds a parameter by name (case-insensitive).
 pub fn param(name: &str) -> Option<&'static Param> {
@@ -871,6 +923,29 @@ mod tests {
         let e = Config::from_args_and_env(&[], |v| (v == "SHOAL_HZ").then(|| "fast".into()))
             .unwrap_err();
         assert!(e.to_string().contains("SHOAL_HZ"));
+    }
+
+    #[test]
+    fn cluster_parameters() {
+        let c = Config::from_args_and_env(&[], |_| None).unwrap();
+        assert!(!c.cluster_enabled);
+        assert_eq!(c.cluster_node_id, "");
+        let id = "ABCDEF0123456789abcdef0123456789ABCDEF01";
+        let c = Config::from_args_and_env(
+            &args(&["--cluster-enabled", "yes", "--cluster-node-id", id]),
+            |_| None,
+        )
+        .unwrap();
+        assert!(c.cluster_enabled);
+        assert_eq!(c.cluster_node_id, id.to_ascii_lowercase());
+        for bad in ["abc", "g".repeat(40).as_str(), &"a".repeat(41)] {
+            let e = Config::from_args_and_env(&args(&["--cluster-node-id", bad]), |_| None)
+                .unwrap_err();
+            assert!(e.to_string().contains("cluster-node-id"), "{e}");
+        }
+        let e = Config::from_args_and_env(&args(&["--cluster-enabled", "maybe"]), |_| None)
+            .unwrap_err();
+        assert!(e.to_string().contains("'yes' or 'no'"), "{e}");
     }
 
     #[test]

@@ -302,6 +302,9 @@ pub struct Shared {
     pub loading: std::sync::atomic::AtomicBool,
     /// Set when the node stopped by itself (a failed load); the binary exits non-zero.
     pub failure: Mutex<Option<String>>,
+    /// This node's cluster identity; set at start in cluster mode only
+    /// (`cluster-enabled yes`), after persistence opened (it may hold the id).
+    pub cluster: std::sync::OnceLock<crate::command::cluster::Myself>,
 }
 
 /// The eviction settings every write checks, as atomics (CONFIG SET updates them).
@@ -447,6 +450,7 @@ impl Shared {
             persist: std::sync::OnceLock::new(),
             loading: std::sync::atomic::AtomicBool::new(false),
             failure: Mutex::new(None),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 
@@ -454,6 +458,18 @@ impl Shared {
     #[inline]
     pub fn persist(&self) -> Option<&Arc<crate::persist::engine::Engine>> {
         self.persist.get()
+    }
+
+    /// The node's cluster identity in cluster mode; `None` when standalone.
+    #[inline]
+    pub fn cluster(&self) -> Option<&crate::command::cluster::Myself> {
+        self.cluster.get()
+    }
+
+    /// Whether the node runs in cluster mode (`cluster-enabled yes`).
+    #[inline]
+    pub fn cluster_enabled(&self) -> bool {
+        self.cluster.get().is_some()
     }
 
     /// Publishes a keyspace event if its class is enabled (see [`crate::notify`]).
@@ -477,7 +493,7 @@ pub fn unix_ms() -> u64 {
     SystemClock.now_ms()
 }
 
-fn random_hex(n: usize) -> String {
+pub(crate) fn random_hex(n: usize) -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     (0..n)
@@ -510,6 +526,9 @@ impl Node {
         let listeners = crate::net::listener::bind_all(&config).await?;
         let persistence = (config.persistence, config.dir.clone(), config.appendfsync);
         let limits = crate::persist::engine::limits_of(&config);
+        let cluster = config
+            .cluster_enabled
+            .then(|| config.cluster_node_id.clone());
         let shared = Arc::new(Shared::new(config, clock));
         if persistence.0 != crate::persist::Kind::None {
             let engine = crate::persist::engine::Engine::open(
@@ -523,6 +542,15 @@ impl Node {
             let _ = shared.persist.set(engine);
             shared.loading.store(true, Relaxed);
             start_loading(Arc::clone(&shared));
+        }
+        if let Some(configured) = cluster {
+            let persisted = shared.persist().map(|p| p.node_id().to_string());
+            let me = crate::command::cluster::Myself::resolve(&configured, persisted.as_deref());
+            tracing::info!(
+                node_id = %me.node_id,
+                "cluster mode: a single node owning all 16384 slots"
+            );
+            let _ = shared.cluster.set(me);
         }
         *shared.listening.lock() = listeners
             .iter()

@@ -257,6 +257,7 @@ const SCRIPTS: &[&str] = &[
     "sort",
     "pubsub",
     "tx",
+    "cluster",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,6 +323,11 @@ async fn diff_pubsub() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diff_tx() {
     differential("tx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_cluster() {
+    differential("cluster").await;
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Connection commands: PING ECHO HELLO AUTH SELECT QUIT RESET and CLIENT.
 
-use super::{Action, CmdError, CmdResult, CommandSpec, Ctx, arg_db, container_help, flags::*, is};
+use super::{
+    Action, CmdError, CmdResult, CommandSpec, Ctx, arg_db, arg_i32, container_help, flags::*, is,
+};
 use crate::cmd;
 use crate::net::client::{ClientHandle, ReplyMode};
 use crate::protocol::{Args, Proto};
@@ -374,7 +376,11 @@ fn hello(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     out.bulk(b"id");
     out.int(ctx.conn.id as i64);
     out.bulk(b"mode");
-    out.bulk(b"standalone");
+    out.bulk(if ctx.shared.cluster_enabled() {
+        b"cluster"
+    } else {
+        b"standalone"
+    });
     out.bulk(b"role");
     out.bulk(b"master");
     out.bulk(b"modules");
@@ -383,6 +389,11 @@ fn hello(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 fn select(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    // Redis Cluster has db 0 only: any other index is refused (after the
+    // integer check, before the range check), as Redis's selectCommand.
+    if ctx.shared.cluster_enabled() && arg_i32(args.get(1))? != 0 {
+        return Err(CmdError::msg("SELECT is not allowed in cluster mode"));
+    }
     ctx.conn.db = arg_db(ctx, args.get(1))?;
     ctx.out.ok();
     Ok(())
@@ -400,6 +411,7 @@ fn reset(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     c.name.clear();
     c.no_touch = false;
     c.no_evict = false;
+    c.readonly = false;
     c.reply = ReplyMode::On;
     c.monitor = false;
     c.multi = None;
@@ -549,6 +561,9 @@ fn client_line(c: &ClientHandle, own: Option<&Ctx<'_>>) -> String {
     }
     if c.blocked.load(std::sync::atomic::Ordering::Relaxed) {
         flags.push('b');
+    }
+    if own.map_or(m.readonly, |ctx| ctx.conn.readonly) {
+        flags.push('r');
     }
     if no_evict {
         flags.push('e');

@@ -521,6 +521,11 @@ fn copy(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
         i += 1;
     }
+    if ctx.shared.cluster_enabled() && (ctx.conn.db != 0 || target != 0) {
+        return Err(CmdError::msg(
+            "Copying to another database is not allowed in cluster mode",
+        ));
+    }
     if target == ctx.conn.db && src == dst {
         return Err(same_object());
     }
@@ -561,6 +566,9 @@ fn copy(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 fn move_cmd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    if ctx.shared.cluster_enabled() {
+        return Err(CmdError::msg("MOVE is not allowed in cluster mode"));
+    }
     let key = args.get(1);
     let target = arg_db(ctx, args.get(2))?;
     if target == ctx.conn.db {
@@ -756,6 +764,10 @@ fn flushall(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 fn swapdb(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    // Not allowed in cluster mode: there is just db 0 there.
+    if ctx.shared.cluster_enabled() {
+        return Err(CmdError::msg("SWAPDB is not allowed in cluster mode"));
+    }
     let parse = |a: &[u8], what: &str| -> Result<i64, CmdError> {
         crate::util::parse_i64(a)
             .filter(|v| i32::try_from(*v).is_ok())

@@ -5,6 +5,7 @@
 //! GETKEYS and key extraction, so what COMMAND reports is what runs.
 
 pub mod bitmap;
+pub mod cluster;
 pub mod connection;
 pub mod hash;
 pub mod keys;
@@ -435,6 +436,7 @@ impl CommandTable {
             sort::COMMANDS,
             pubsub::COMMANDS,
             tx::COMMANDS,
+            cluster::COMMANDS,
         ];
         let mut t = CommandTable {
             by_name: hashbrown::HashMap::new(),
@@ -563,15 +565,21 @@ pub fn container_help(out: &mut Out, args: &Args<'_>, lines: &[&str]) -> CmdResu
     Ok(())
 }
 
-/// A database index argument (SELECT, MOVE, COPY DB, SWAPDB): Redis's int-range error for values
-/// outside i32, then "DB index is out of range" for indices we do not have.
-pub fn arg_db(ctx: &Ctx<'_>, a: &[u8]) -> Result<usize, CmdError> {
+/// An integer argument that must fit an `int` (Redis's getIntFromObjectOrReply).
+pub fn arg_i32(a: &[u8]) -> Result<i64, CmdError> {
     let v = arg_i64(a)?;
     if i32::try_from(v).is_err() {
         return Err(CmdError::msg(
             "value is out of range, value must between -2147483648 and 2147483647",
         ));
     }
+    Ok(v)
+}
+
+/// A database index argument (SELECT, MOVE, COPY DB, SWAPDB): Redis's int-range error for values
+/// outside i32, then "DB index is out of range" for indices we do not have.
+pub fn arg_db(ctx: &Ctx<'_>, a: &[u8]) -> Result<usize, CmdError> {
+    let v = arg_i32(a)?;
     if v < 0 || v as usize >= ctx.shared.store.databases() {
         return Err(CmdError::DbIndex);
     }

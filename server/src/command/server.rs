@@ -750,7 +750,15 @@ fn info_section(ctx: &Ctx<'_>, name: &str, s: &mut String) {
             field!(s, "shoal_version", env!("CARGO_PKG_VERSION"));
             field!(s, "redis_git_sha1", "00000000");
             field!(s, "redis_git_dirty", 0);
-            field!(s, "redis_mode", "standalone");
+            field!(
+                s,
+                "redis_mode",
+                if shared.cluster_enabled() {
+                    "cluster"
+                } else {
+                    "standalone"
+                }
+            );
             field!(s, "os", os_name());
             field!(s, "arch_bits", usize::BITS);
             field!(
@@ -952,7 +960,7 @@ fn info_section(ctx: &Ctx<'_>, name: &str, s: &mut String) {
         "errorstats" => s.push_str("# Errorstats\r\n"),
         "cluster" => {
             s.push_str("# Cluster\r\n");
-            field!(s, "cluster_enabled", 0);
+            field!(s, "cluster_enabled", u8::from(shared.cluster_enabled()));
         }
         "keyspace" => {
             s.push_str("# Keyspace\r\n");

@@ -228,9 +228,16 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, readonly: bool) -> CmdResult
             let p = args.get(j + 1);
             // A constant BY pattern means "do not sort".
             dontsort = !c_str(p).contains(&b'*');
+            // A real pattern names keys in other slots: Redis Cluster refuses it.
+            if !dontsort && ctx.shared.cluster_enabled() {
+                return Err(CmdError::msg("BY option of SORT denied in Cluster mode."));
+            }
             by = Some(p);
             j += 1;
         } else if is(a, "get") && left >= 1 {
+            if ctx.shared.cluster_enabled() {
+                return Err(CmdError::msg("GET option of SORT denied in Cluster mode."));
+            }
             gets.push(args.get(j + 1));
             j += 1;
         } else {

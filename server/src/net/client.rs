@@ -36,6 +36,8 @@ pub struct ClientMeta {
     pub monitor: bool,
     pub no_evict: bool,
     pub no_touch: bool,
+    /// READONLY (cluster mode; CLIENT LIST flag `r`).
+    pub readonly: bool,
     pub qbuf: usize,
     pub obuf: usize,
     /// Subscriptions: channels, patterns, shard channels (CLIENT LIST sub/psub/ssub).
@@ -91,6 +93,7 @@ impl ClientRegistry {
                 monitor: false,
                 no_evict: false,
                 no_touch: false,
+                readonly: false,
                 qbuf: 0,
                 obuf: 0,
                 subs: (0, 0, 0),
@@ -146,6 +149,8 @@ pub struct ConnState {
     pub last_cmd: &'static str,
     pub no_touch: bool,
     pub no_evict: bool,
+    /// READONLY was sent (cluster mode): reads may be served by replicas.
+    pub readonly: bool,
     pub reply: ReplyMode,
     /// Set by a handler; the connection acts on it after the reply is queued.
     pub action: Option<Action>,
@@ -185,6 +190,7 @@ impl ConnState {
             last_cmd: "NULL",
             no_touch: false,
             no_evict: false,
+            readonly: false,
             reply: ReplyMode::On,
             action: None,
             monitor: false,
@@ -241,6 +247,7 @@ impl ConnState {
         m.monitor = self.monitor;
         m.no_evict = self.no_evict;
         m.no_touch = self.no_touch;
+        m.readonly = self.readonly;
         m.qbuf = qbuf;
         m.obuf = obuf;
         m.subs = self.sub_counts();
