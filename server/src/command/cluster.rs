@@ -12,9 +12,8 @@
 //! standalone answers stay Redis's, but in cluster mode they are refused:
 //! shoal places slots on nodes itself.
 //!
-//! Until the `cluster/` crate provides the slot map, [`key_slot`] is computed
-//! here and COUNTKEYSINSLOT/GETKEYSINSLOT scan db 0 (O(keys); no per-slot
-//! index yet). With persistence on they see the keys in memory only.
+//! [`key_slot`] is shoal-cluster's; COUNTKEYSINSLOT/GETKEYSINSLOT scan db 0
+//! (O(keys); no per-slot index yet). With persistence on they see the keys in memory only.
 
 use super::{CmdError, CmdResult, CommandSpec, Ctx, arg_i64, container_help, flags::*};
 use crate::cmd;
@@ -23,27 +22,11 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 /// Number of hash slots, as Redis Cluster.
-pub const SLOTS: u16 = 16384;
+pub const SLOTS: u16 = shoal_cluster::SLOTS;
 
-/// The hash slot of a key: CRC16 (XMODEM) of the key, or of its hash tag
-/// (the bytes between the first `{` and the first `}` after it, when that is
-/// not empty), modulo 16384 — Redis's `keyHashSlot`.
-pub fn key_slot(key: &[u8]) -> u16 {
-    crc16::State::<crc16::XMODEM>::calculate(hash_tag(key)) & (SLOTS - 1)
-}
-
-/// The part of `key` that is hashed: its non-empty `{tag}`, or all of it.
-pub fn hash_tag(key: &[u8]) -> &[u8] {
-    if let Some(open) = memchr::memchr(b'{', key) {
-        let rest = &key[open + 1..];
-        if let Some(close) = memchr::memchr(b'}', rest)
-            && close > 0
-        {
-            return &rest[..close];
-        }
-    }
-    key
-}
+/// The slot of a key and the part of it that is hashed: shoal-cluster's,
+/// the one definition every layer uses.
+pub use shoal_cluster::{hash_tag, key_slot};
 
 /// This node's identity in cluster mode (set at start; see `node.rs`).
 #[derive(Debug, Clone)]
