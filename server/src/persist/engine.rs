@@ -54,7 +54,7 @@ const INITIAL_RATE: u64 = 50_000;
 /// writer is behind: write replies then wait for the next durable batch
 /// (Redis delays writes when its AOF fsync lags), which bounds both the
 /// backlog and how much a crash can lose.
-pub const BEHIND: Duration = Duration::from_millis(1500);
+pub const BEHIND: Duration = Duration::from_secs(2);
 
 /// Counters for INFO persistence.
 #[derive(Debug, Default)]
