@@ -1,5 +1,7 @@
 //! `ClusterError`: everything the cluster layer can refuse, each variant carrying the value that was wrong so a log line alone explains it.
 
+use std::time::Duration;
+
 use crate::membership::NodeId;
 
 /// An error of the cluster layer. Variants carry the offending input (and,
@@ -35,4 +37,85 @@ pub enum ClusterError {
     /// A membership change named a node the view does not contain.
     #[error("unknown node {id}")]
     UnknownNode { id: NodeId },
+
+    /// A peer call failed (peer transport). `code` and `message` are the
+    /// last attempt's gRPC status (the message includes the transport error
+    /// chain, e.g. "connection refused"); `attempts` counts the calls sent,
+    /// retries included.
+    #[error(
+        "peer {peer} at {addr}: {call} failed after {attempts} attempt(s): {code:?}: {message}"
+    )]
+    PeerCall {
+        peer: NodeId,
+        addr: String,
+        call: &'static str,
+        attempts: u32,
+        code: tonic::Code,
+        message: String,
+    },
+
+    /// The peer's circuit breaker is open: the call was not sent (no
+    /// connection attempt). `failures` is the consecutive failures that
+    /// opened it; `retry_in` is the time left until a probe call is allowed.
+    #[error(
+        "peer {peer} at {addr}: {call} not sent, circuit open after {failures} consecutive failures (probe in {retry_in:?})"
+    )]
+    CircuitOpen {
+        peer: NodeId,
+        addr: String,
+        call: &'static str,
+        failures: u32,
+        retry_in: Duration,
+    },
+
+    /// The node answering at a peer's address is another node (the address
+    /// was reused, e.g. by a rescheduled pod).
+    #[error("peer {peer} at {addr}: answered by node {answered:?}")]
+    PeerIdentityMismatch {
+        peer: NodeId,
+        addr: String,
+        answered: String,
+    },
+
+    /// A peer sent a reply that breaks the protocol (e.g. a Forward reply
+    /// without a status, or a chunk after the final one).
+    #[error("peer {peer} at {addr}: malformed {call} reply: {reason}")]
+    PeerProtocol {
+        peer: NodeId,
+        addr: String,
+        call: &'static str,
+        reason: String,
+    },
+
+    /// A PullSlot stream sent nothing for `waited`. Resume from `cursor`.
+    #[error("peer {peer} at {addr}: slot {slot} stream stalled for {waited:?} at cursor {cursor}")]
+    SlotStreamStalled {
+        peer: NodeId,
+        addr: String,
+        slot: u16,
+        cursor: u64,
+        waited: Duration,
+    },
+
+    /// A PullSlot stream ended before its final chunk, or with an error
+    /// status (`code` is `Ok` when it just ended). Resume from `cursor`.
+    #[error(
+        "peer {peer} at {addr}: slot {slot} stream broken at cursor {cursor}: {code:?}: {message}"
+    )]
+    SlotStreamBroken {
+        peer: NodeId,
+        addr: String,
+        slot: u16,
+        cursor: u64,
+        code: tonic::Code,
+        message: String,
+    },
+
+    /// A slot number outside 0..16384.
+    #[error("slot {slot} out of range (0..16384)")]
+    SlotOutOfRange { slot: u32 },
+
+    /// The peer server could not run (listener or tonic transport error).
+    #[error("peer server on {addr}: {reason}")]
+    Serve { addr: String, reason: String },
 }

@@ -1,6 +1,6 @@
-//! shoal-cluster: how the 16384 Redis slots map onto the live nodes (slot, placement, map) and who the nodes are (membership); the peer transport comes later. It moves opaque bytes and never parses a command or a value.
+//! shoal-cluster: how the 16384 Redis slots map onto the live nodes (slot, placement, map) and who the nodes are (membership), and how nodes call each other (transport). It moves opaque bytes and never parses a command or a value.
 //!
-//! Everything here is pure and network-free: the same membership view gives
+//! Everything but `transport` is pure and network-free: the same membership view gives
 //! the same [`SlotMap`] on every node, which is what lets any node route any
 //! key without asking another.
 
@@ -9,6 +9,7 @@ pub mod map;
 pub mod membership;
 pub mod placement;
 pub mod slot;
+pub mod transport;
 
 pub use error::ClusterError;
 pub use map::{MAX_NODES, Role, SlotMap, SlotMove, SlotRange};
@@ -17,3 +18,7 @@ pub use membership::{
 };
 pub use placement::{Assignment, Placement, Rendezvous, owner_count};
 pub use slot::{SLOTS, hash_tag, key_slot};
+pub use transport::{
+    ForwardCall, ForwardOutcome, PeerHandler, PeerInfo, PeerPool, PeerStats, PoolConfig,
+    ServeConfig, serve,
+};
