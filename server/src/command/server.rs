@@ -724,6 +724,16 @@ fn persistence_info(
         "persistence_last_batch_usec",
         st.last_batch_us.load(Relaxed)
     );
+    field!(
+        s,
+        "persistence_last_drain_pause_usec",
+        st.last_drain_us.load(Relaxed)
+    );
+    field!(
+        s,
+        "persistence_max_drain_pause_usec",
+        st.max_drain_us.load(Relaxed)
+    );
     field!(s, "persistence_disk_bytes", p.disk_bytes());
     field!(s, "persistence_read_through", st.read_through.load(Relaxed));
     field!(s, "persistence_read_errors", st.read_errors.load(Relaxed));

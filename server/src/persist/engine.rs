@@ -73,6 +73,10 @@ pub struct EngineStats {
     pub durable_syncs: AtomicU64,
     /// Microseconds the last batch took to apply.
     pub last_batch_us: AtomicU64,
+    /// Microseconds the last drain held the execution gate (commands wait
+    /// that long), and the longest such pause.
+    pub last_drain_us: AtomicU64,
+    pub max_drain_us: AtomicU64,
     pub loading: AtomicBool,
     pub loaded_keys: AtomicU64,
     pub load_expired_skipped: AtomicU64,
@@ -543,6 +547,7 @@ impl Engine {
         let mut ops = Vec::new();
         let mut drained = Vec::new();
         let gate = self.gate.write_all();
+        let paused = Instant::now();
         // Structural operations first: they happened before every change
         // still dirty in the databases they touched (those were cleared).
         let structural: Vec<(u64, Op)> = self.structural.lock().clone();
@@ -584,6 +589,9 @@ impl Engine {
             }
         }
         drop(gate);
+        let pause = paused.elapsed().as_micros() as u64;
+        self.stats.last_drain_us.store(pause, Ordering::Relaxed);
+        self.stats.max_drain_us.fetch_max(pause, Ordering::Relaxed);
         let keys = ops.len() - first_key;
         // Each key appears once per batch, so order among keys is free: in
         // storage-key order the B-trees touch each page once, in sequence.
