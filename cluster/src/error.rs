@@ -35,4 +35,14 @@ pub enum ClusterError {
     /// A membership change named a node the view does not contain.
     #[error("unknown node {id}")]
     UnknownNode { id: NodeId },
+
+    /// A gossip setting that cannot work (`field` names it in
+    /// `GossipConfig`).
+    #[error("invalid gossip setting {field}: {reason}")]
+    InvalidGossipConfig { field: &'static str, reason: String },
+
+    /// The gossip layer failed: its socket could not be opened, or chitchat
+    /// refused to start. chitchat reports `anyhow` errors; their text is kept.
+    #[error("gossip failed to {op}: {reason}")]
+    Gossip { op: &'static str, reason: String },
 }

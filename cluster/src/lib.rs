@@ -1,16 +1,19 @@
 //! shoal-cluster: how the 16384 Redis slots map onto the live nodes (slot, placement, map) and who the nodes are (membership); the peer transport comes later. It moves opaque bytes and never parses a command or a value.
 //!
-//! Everything here is pure and network-free: the same membership view gives
+//! The slot map side is pure and network-free (`gossip` is the exception: it
+//! runs chitchat over UDP to produce membership views): the same view gives
 //! the same [`SlotMap`] on every node, which is what lets any node route any
 //! key without asking another.
 
 pub mod error;
+pub mod gossip;
 pub mod map;
 pub mod membership;
 pub mod placement;
 pub mod slot;
 
 pub use error::ClusterError;
+pub use gossip::{FailureDetection, GossipConfig, GossipMembership};
 pub use map::{MAX_NODES, Role, SlotMap, SlotMove, SlotRange};
 pub use membership::{
     Callback, Member, Membership, MemoryMembership, NodeId, SubscriptionId, View,
