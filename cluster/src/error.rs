@@ -118,4 +118,13 @@ pub enum ClusterError {
     /// The peer server could not run (listener or tonic transport error).
     #[error("peer server on {addr}: {reason}")]
     Serve { addr: String, reason: String },
+    /// A gossip setting that cannot work (`field` names it in
+    /// `GossipConfig`).
+    #[error("invalid gossip setting {field}: {reason}")]
+    InvalidGossipConfig { field: &'static str, reason: String },
+
+    /// The gossip layer failed: its socket could not be opened, or chitchat
+    /// refused to start. chitchat reports `anyhow` errors; their text is kept.
+    #[error("gossip failed to {op}: {reason}")]
+    Gossip { op: &'static str, reason: String },
 }
