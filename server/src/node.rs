@@ -49,7 +49,8 @@ pub struct Stats {
     pub net_output_bytes: AtomicU64,
     pub error_replies: AtomicU64,
     pub rejected_calls: AtomicU64,
-    /// Writes since the last save (no persistence yet: since start).
+    /// Writes since start (INFO stats; with persistence on, INFO persistence
+    /// reports changes since the last durable batch).
     pub dirty: AtomicU64,
     pub expire_cycles_timed_out: AtomicU64,
     pub evicted_keys: AtomicU64,
