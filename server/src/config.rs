@@ -102,6 +102,13 @@ pub struct Config {
     /// The IP address CLUSTER SLOTS/SHARDS/NODES announce (empty = the bound
     /// address, or the address the client connected to when bound to any).
     pub cluster_announce_ip: String,
+    /// Gossip addresses (`host:port`) of nodes to join (`cluster-seeds`,
+    /// comma-separated). Non-empty (or `cluster-gossip-port` set): the node
+    /// gossips and forms a cluster with its peers.
+    pub cluster_seeds: Vec<String>,
+    /// The gossip UDP port (`cluster-gossip-port`); `None` = client port +
+    /// 10000; 0 = any free port (tests).
+    pub cluster_gossip_port: Option<u16>,
 }
 
 /// One class of `client-output-buffer-limit` (0 = no limit).
@@ -217,6 +224,8 @@ impl Default for Config {
             cluster_enabled: false,
             cluster_node_id: String::new(),
             cluster_announce_ip: String::new(),
+            cluster_seeds: Vec::new(),
+            cluster_gossip_port: None,
         }
     }
 }
@@ -744,6 +753,39 @@ pub static PARAMS: &[Param] = &[
         get: |c| c.cluster_announce_ip.clone(),
         set: |c, v| {
             c.cluster_announce_ip = v.trim().to_string();
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-seeds",
+        mutable: false,
+        doc: "gossip addresses host:port of nodes to join, comma-separated (set, or cluster-gossip-port set: the node gossips and forms a multi-node cluster)",
+        get: |c| c.cluster_seeds.join(","),
+        set: |c, v| {
+            c.cluster_seeds = v
+                .split([',', ' '])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-gossip-port",
+        mutable: false,
+        doc: "gossip UDP port (empty = client port + 10000, 0 = any free port)",
+        get: |c| {
+            c.cluster_gossip_port
+                .map_or(String::new(), |p| p.to_string())
+        },
+        set: |c, v| {
+            let v = v.trim();
+            c.cluster_gossip_port = if v.is_empty() {
+                None
+            } else {
+                Some(parse_num::<u16>(v)?)
+            };
             Ok(())
         },
     },
