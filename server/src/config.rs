@@ -762,12 +762,21 @@ pub static PARAMS: &[Param] = &[
         doc: "gossip addresses host:port of nodes to join, comma-separated (set, or cluster-gossip-port set: the node gossips and forms a multi-node cluster)",
         get: |c| c.cluster_seeds.join(","),
         set: |c, v| {
-            c.cluster_seeds = v
+            let seeds: Vec<String> = v
                 .split([',', ' '])
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect();
+            for seed in &seeds {
+                let ok = seed
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0));
+                if !ok {
+                    return Err(format!("seed {seed:?} is not host:port"));
+                }
+            }
+            c.cluster_seeds = seeds;
             Ok(())
         },
     },
@@ -988,6 +997,28 @@ mod tests {
         let e = Config::from_args_and_env(&args(&["--cluster-enabled", "maybe"]), |_| None)
             .unwrap_err();
         assert!(e.to_string().contains("'yes' or 'no'"), "{e}");
+        assert!(c.cluster_seeds.is_empty());
+        assert_eq!(c.cluster_gossip_port, None);
+        let c = Config::from_args_and_env(
+            &args(&[
+                "--cluster-seeds",
+                "10.0.0.1:17000, shoal-0.shoal:17000",
+                "--cluster-gossip-port",
+                "0",
+            ]),
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(c.cluster_seeds, ["10.0.0.1:17000", "shoal-0.shoal:17000"]);
+        assert_eq!(c.cluster_gossip_port, Some(0));
+        for bad in ["nohost", ":17000", "h:0", "h:99999"] {
+            let e =
+                Config::from_args_and_env(&args(&["--cluster-seeds", bad]), |_| None).unwrap_err();
+            assert!(e.to_string().contains("cluster-seeds"), "{e}");
+        }
+        let e = Config::from_args_and_env(&args(&["--cluster-gossip-port", "70000"]), |_| None)
+            .unwrap_err();
+        assert!(e.to_string().contains("cluster-gossip-port"), "{e}");
     }
 
     #[test]
