@@ -539,6 +539,9 @@ impl Node {
             .cluster_enabled
             .then(|| config.cluster_node_id.clone());
         let multi = crate::topology::wanted(&config);
+        if !config.cluster_enabled && !config.cluster_seeds.is_empty() {
+            tracing::warn!("cluster-seeds is ignored: cluster-enabled is no");
+        }
         let shared = Arc::new(Shared::new(config, clock));
         if persistence.0 != crate::persist::Kind::None {
             let engine = crate::persist::engine::Engine::open(

@@ -194,3 +194,42 @@ async fn map_task(shared: Arc<Shared>, mut rx: watch::Receiver<View>, me: NodeId
         shared.topology.store(Some(Arc::new(t)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(n: u16) -> View {
+        let members = (0..n)
+            .map(|i| {
+                let id = NodeId::new(&format!("node-{i}")).unwrap();
+                Member::new(id, &format!("127.0.0.1:{}", 7000 + i)).unwrap()
+            })
+            .collect();
+        View::new(1, members)
+    }
+
+    #[test]
+    fn build_pairs_members_with_the_map_and_ranges_cover_every_slot_once() {
+        let me = NodeId::new("node-0").unwrap();
+        let t = Topology::build(&view(3), None, &me).unwrap();
+        assert_eq!(t.members.len(), 3);
+        let mut covered = vec![0u8; usize::from(shoal_cluster::SLOTS)];
+        for m in &t.members {
+            assert_eq!(t.member(m.id()), Some(m));
+            for (a, b) in t.ranges_of(m.id()) {
+                for s in a..=b {
+                    covered[usize::from(s)] += 1;
+                    assert_eq!(t.map.owner(s), Some(m.id()));
+                }
+            }
+        }
+        assert!(covered.iter().all(|&c| c == 1));
+        // The same view keeps the epoch; a smaller one bumps it.
+        let same = Topology::build(&view(3), Some(&t.map), &me).unwrap();
+        assert_eq!(same.map.epoch(), t.map.epoch());
+        let fewer = Topology::build(&view(2), Some(&t.map), &me).unwrap();
+        assert_eq!(fewer.map.epoch(), t.map.epoch() + 1);
+        assert_eq!(fewer.members.len(), 2);
+    }
+}

@@ -195,6 +195,26 @@ async fn three_nodes_converge_redirect_and_lose_a_node() {
         String::from_utf8_lossy(&reply),
         "-CROSSSLOT Keys in a request don't hash to the same slot\r\n"
     );
+    // Inside MULTI the redirect is the queuing reply and EXEC aborts, as Redis.
+    assert_eq!(raw.cmd(&[b"MULTI"]).await, b"+OK\r\n");
+    let reply = raw.cmd(&[b"SET", key.as_bytes(), b"v"]).await;
+    assert!(reply.starts_with(b"-MOVED "), "{reply:?}");
+    let reply = raw.cmd(&[b"EXEC"]).await;
+    assert!(reply.starts_with(b"-EXECABORT"), "{reply:?}");
+    // Keys of one slot (a hash tag) on its owner run there.
+    let tagged = format!("{{{key}}}:a");
+    assert_eq!(
+        raw_owner
+            .cmd(&[b"MSET", key.as_bytes(), b"1", tagged.as_bytes(), b"2"])
+            .await,
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        raw_owner
+            .cmd(&[b"DEL", key.as_bytes(), tagged.as_bytes()])
+            .await,
+        b":2\r\n"
+    );
     // Keyless commands run anywhere.
     assert_eq!(raw.cmd(&[b"PING"]).await, b"+PONG\r\n");
 
