@@ -102,6 +102,13 @@ pub struct Config {
     /// The IP address CLUSTER SLOTS/SHARDS/NODES announce (empty = the bound
     /// address, or the address the client connected to when bound to any).
     pub cluster_announce_ip: String,
+    /// Gossip addresses (`host:port`) of nodes to join (`cluster-seeds`,
+    /// comma-separated). Non-empty (or `cluster-gossip-port` set): the node
+    /// gossips and forms a cluster with its peers.
+    pub cluster_seeds: Vec<String>,
+    /// The gossip UDP port (`cluster-gossip-port`); `None` = client port +
+    /// 10000; 0 = any free port (tests).
+    pub cluster_gossip_port: Option<u16>,
 }
 
 /// One class of `client-output-buffer-limit` (0 = no limit).
@@ -217,6 +224,8 @@ impl Default for Config {
             cluster_enabled: false,
             cluster_node_id: String::new(),
             cluster_announce_ip: String::new(),
+            cluster_seeds: Vec::new(),
+            cluster_gossip_port: None,
         }
     }
 }
@@ -747,6 +756,48 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         },
     },
+    Param {
+        name: "cluster-seeds",
+        mutable: false,
+        doc: "gossip addresses host:port of nodes to join, comma-separated (set, or cluster-gossip-port set: the node gossips and forms a multi-node cluster)",
+        get: |c| c.cluster_seeds.join(","),
+        set: |c, v| {
+            let seeds: Vec<String> = v
+                .split([',', ' '])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            for seed in &seeds {
+                let ok = seed
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0));
+                if !ok {
+                    return Err(format!("seed {seed:?} is not host:port"));
+                }
+            }
+            c.cluster_seeds = seeds;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-gossip-port",
+        mutable: false,
+        doc: "gossip UDP port (empty = client port + 10000, 0 = any free port)",
+        get: |c| {
+            c.cluster_gossip_port
+                .map_or(String::new(), |p| p.to_string())
+        },
+        set: |c, v| {
+            let v = v.trim();
+            c.cluster_gossip_port = if v.is_empty() {
+                None
+            } else {
+                Some(parse_num::<u16>(v)?)
+            };
+            Ok(())
+        },
+    },
 ];
 
 /// A node id as `cluster-node-id` takes it: empty, or 40 hex digits (stored lower case).
@@ -946,6 +997,28 @@ mod tests {
         let e = Config::from_args_and_env(&args(&["--cluster-enabled", "maybe"]), |_| None)
             .unwrap_err();
         assert!(e.to_string().contains("'yes' or 'no'"), "{e}");
+        assert!(c.cluster_seeds.is_empty());
+        assert_eq!(c.cluster_gossip_port, None);
+        let c = Config::from_args_and_env(
+            &args(&[
+                "--cluster-seeds",
+                "10.0.0.1:17000, shoal-0.shoal:17000",
+                "--cluster-gossip-port",
+                "0",
+            ]),
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(c.cluster_seeds, ["10.0.0.1:17000", "shoal-0.shoal:17000"]);
+        assert_eq!(c.cluster_gossip_port, Some(0));
+        for bad in ["nohost", ":17000", "h:0", "h:99999"] {
+            let e =
+                Config::from_args_and_env(&args(&["--cluster-seeds", bad]), |_| None).unwrap_err();
+            assert!(e.to_string().contains("cluster-seeds"), "{e}");
+        }
+        let e = Config::from_args_and_env(&args(&["--cluster-gossip-port", "70000"]), |_| None)
+            .unwrap_err();
+        assert!(e.to_string().contains("cluster-gossip-port"), "{e}");
     }
 
     #[test]

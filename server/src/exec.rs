@@ -85,6 +85,17 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &Args<'_>) {
         return;
     }
     // ---- pub/sub: RESP2 subscribed mode (end) ----
+    // Route (multi-node cluster mode): -MOVED to the owner of the keys'
+    // slot, -CROSSSLOT for keys of several slots. Checked when a command is
+    // queued in MULTI, not again inside EXEC, and not for blocked commands
+    // served again.
+    if !ctx.conn.in_exec
+        && !ctx.conn.serving
+        && let Some(e) = crate::topology::route(shared, spec, args)
+    {
+        reject(ctx, e);
+        return;
+    }
     if shared.loading.load(std::sync::atomic::Ordering::Relaxed) && !spec.has(flags::LOADING) {
         reject(
             ctx,

@@ -20,6 +20,7 @@ pub mod persist;
 pub mod protocol;
 pub mod pubsub;
 pub mod store;
+pub mod topology;
 pub mod util;
 
 pub use config::Config;

@@ -37,6 +37,8 @@ pub enum NodeError {
     Config(#[from] crate::config::ConfigError),
     #[error("persistence: {0}")]
     Persist(#[from] crate::persist::PersistError),
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// Server-wide counters for INFO stats.
@@ -306,6 +308,11 @@ pub struct Shared {
     /// This node's cluster identity; set at start in cluster mode only
     /// (`cluster-enabled yes`), after persistence opened (it may hold the id).
     pub cluster: std::sync::OnceLock<crate::command::cluster::Myself>,
+    /// Multi-node cluster mode: the current slot map and members (see
+    /// `topology.rs`); `None` when standalone or a one-node cluster.
+    pub topology: arc_swap::ArcSwapOption<crate::topology::Topology>,
+    /// Multi-node cluster mode: the gossip membership (stopped at shutdown).
+    pub gossip: std::sync::OnceLock<Arc<shoal_cluster::GossipMembership>>,
 }
 
 /// The eviction settings every write checks, as atomics (CONFIG SET updates them).
@@ -452,6 +459,8 @@ impl Shared {
             loading: std::sync::atomic::AtomicBool::new(false),
             failure: Mutex::new(None),
             cluster: std::sync::OnceLock::new(),
+            topology: arc_swap::ArcSwapOption::empty(),
+            gossip: std::sync::OnceLock::new(),
         }
     }
 
@@ -530,6 +539,10 @@ impl Node {
         let cluster = config
             .cluster_enabled
             .then(|| config.cluster_node_id.clone());
+        let multi = crate::topology::wanted(&config);
+        if !config.cluster_enabled && !config.cluster_seeds.is_empty() {
+            tracing::warn!("cluster-seeds is ignored: cluster-enabled is no");
+        }
         let shared = Arc::new(Shared::new(config, clock));
         if persistence.0 != crate::persist::Kind::None {
             let engine = crate::persist::engine::Engine::open(
@@ -547,10 +560,14 @@ impl Node {
         if let Some(configured) = cluster {
             let persisted = shared.persist().map(|p| p.node_id().to_string());
             let me = crate::command::cluster::Myself::resolve(&configured, persisted.as_deref());
-            tracing::info!(
-                node_id = %me.node_id,
-                "cluster mode: a single node owning all 16384 slots"
-            );
+            if !multi {
+                tracing::info!(
+                    node_id = %me.node_id,
+                    "cluster mode: a single node owning all 16384 slots"
+                );
+            } else {
+                tracing::info!(node_id = %me.node_id, "cluster mode: multi-node (gossip)");
+            }
             let _ = shared.cluster.set(me);
         }
         *shared.listening.lock() = listeners
@@ -558,6 +575,13 @@ impl Node {
             .filter_map(|l| l.local_addr().ok())
             .collect();
         let tracker = TaskTracker::new();
+        if multi {
+            let first = shared.listening.lock().first().copied();
+            let me = shared.cluster().map(|m| m.node_id.clone());
+            if let (Some(client), Some(me)) = (first, me) {
+                crate::topology::start(&shared, &me, client, &tracker).await?;
+            }
+        }
         for l in listeners {
             tracker.spawn(crate::net::listener::accept_loop(
                 Arc::clone(&shared),
@@ -595,6 +619,10 @@ impl NodeHandle {
     /// waits for every task up to `grace`. Returns false if tasks remained.
     pub async fn shutdown(self, grace: Duration) -> bool {
         self.shared.shutdown.cancel();
+        if let Some(g) = self.shared.gossip.get() {
+            // Peers see this node dead after their failure-detection time.
+            g.shutdown().await;
+        }
         self.tracker.close();
         let done = tokio::time::timeout(grace, self.tracker.wait())
             .await

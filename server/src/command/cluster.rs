@@ -102,7 +102,7 @@ fn endpoint(ctx: &Ctx<'_>) -> (String, u16, u16) {
         };
         ip.to_canonical().to_string()
     };
-    (ip, port, port.checked_add(10000).unwrap_or(0))
+    (ip, port, bus_port(port))
 }
 
 const NONE: &[&str] = &[];
@@ -196,8 +196,22 @@ fn cluster_container(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     Err(super::unknown_sub(args))
 }
 
+/// The multi-node topology (gossip on), or `None` for a one-node cluster.
+fn topology(ctx: &Ctx<'_>) -> Option<std::sync::Arc<crate::topology::Topology>> {
+    ctx.shared.topology.load_full()
+}
+
+/// Redis's bus port for a client port (port + 10000, 0 when that does not fit).
+fn bus_port(port: u16) -> u16 {
+    port.checked_add(10000).unwrap_or(0)
+}
+
 fn cluster_info(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     myself(ctx)?;
+    let (known, epoch) = match topology(ctx) {
+        Some(t) => (t.map.nodes().len().to_string(), t.map.epoch().to_string()),
+        None => ("1".to_string(), "0".to_string()),
+    };
     let mut s = String::with_capacity(320);
     for (k, v) in [
         ("cluster_state", "ok"),
@@ -205,10 +219,10 @@ fn cluster_info(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
         ("cluster_slots_ok", "16384"),
         ("cluster_slots_pfail", "0"),
         ("cluster_slots_fail", "0"),
-        ("cluster_known_nodes", "1"),
-        ("cluster_size", "1"),
-        ("cluster_current_epoch", "0"),
-        ("cluster_my_epoch", "0"),
+        ("cluster_known_nodes", known.as_str()),
+        ("cluster_size", known.as_str()),
+        ("cluster_current_epoch", epoch.as_str()),
+        ("cluster_my_epoch", epoch.as_str()),
         ("cluster_stats_messages_sent", "0"),
         ("cluster_stats_messages_received", "0"),
         ("total_cluster_links_buffer_limit_exceeded", "0"),
@@ -233,6 +247,35 @@ fn cluster_myshardid(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 
 fn cluster_nodes(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     let me = myself(ctx)?;
+    if let Some(t) = topology(ctx) {
+        let epoch = t.map.epoch();
+        let mut out = String::with_capacity(128 * t.members.len());
+        for m in &t.members {
+            let flags = if *m.id() == t.me {
+                "myself,master"
+            } else {
+                "master"
+            };
+            let _ = write!(
+                out,
+                "{} {}:{}@{} {flags} - 0 0 {epoch} connected",
+                m.id(),
+                m.host(),
+                m.port(),
+                bus_port(m.port())
+            );
+            for (a, b) in t.ranges_of(m.id()) {
+                if a == b {
+                    let _ = write!(out, " {a}");
+                } else {
+                    let _ = write!(out, " {a}-{b}");
+                }
+            }
+            out.push('\n');
+        }
+        ctx.out.verbatim(out.as_bytes());
+        return Ok(());
+    }
     let (ip, port, bus) = endpoint(ctx);
     // <id> <ip:port@cport> <flags> <master> <ping-sent> <pong-recv> <config-epoch> <link-state> <slot>...
     let line = format!(
@@ -246,6 +289,25 @@ fn cluster_nodes(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 
 fn cluster_slots(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     let me = myself(ctx)?;
+    if let Some(t) = topology(ctx) {
+        let ranges = t.map.ranges();
+        let out = &mut *ctx.out;
+        out.array(ranges.len());
+        for r in &ranges {
+            out.array(2 + r.owners.len());
+            out.int(i64::from(r.start));
+            out.int(i64::from(r.end));
+            for id in &r.owners {
+                let (host, port) = t.member(id).map_or(("", 0), |m| (m.host(), m.port()));
+                out.array(4);
+                out.bulk(host.as_bytes());
+                out.int(i64::from(port));
+                out.bulk(id.as_str().as_bytes());
+                out.map(0);
+            }
+        }
+        return Ok(());
+    }
     let (ip, port, _) = endpoint(ctx);
     let out = &mut *ctx.out;
     out.array(1);
@@ -263,6 +325,38 @@ fn cluster_slots(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 
 fn cluster_shards(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     let me = myself(ctx)?;
+    if let Some(t) = topology(ctx) {
+        let out = &mut *ctx.out;
+        out.array(t.members.len());
+        for m in &t.members {
+            let ranges = t.ranges_of(m.id());
+            out.map(2);
+            out.bulk(b"slots");
+            out.array(2 * ranges.len());
+            for (a, b) in ranges {
+                out.int(i64::from(a));
+                out.int(i64::from(b));
+            }
+            out.bulk(b"nodes");
+            out.array(1);
+            out.map(7);
+            out.bulk(b"id");
+            out.bulk(m.id().as_str().as_bytes());
+            out.bulk(b"port");
+            out.int(i64::from(m.port()));
+            out.bulk(b"ip");
+            out.bulk(m.host().as_bytes());
+            out.bulk(b"endpoint");
+            out.bulk(m.host().as_bytes());
+            out.bulk(b"role");
+            out.bulk(b"master");
+            out.bulk(b"replication-offset");
+            out.int(0);
+            out.bulk(b"health");
+            out.bulk(b"online");
+        }
+        return Ok(());
+    }
     let (ip, port, _) = endpoint(ctx);
     let out = &mut *ctx.out;
     out.array(1);
