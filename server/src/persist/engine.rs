@@ -663,7 +663,8 @@ impl Engine {
             Some(db) => Op::FlushDb(db as u32),
             None => Op::FlushAll,
         };
-        self.queue(op);
+        // Cleared after the queue is unlocked: clearing takes shard locks.
+        self.queue(op, || {});
         clear();
         if db.is_none() {
             store.hooks().complete.store(true, Ordering::SeqCst);
@@ -674,18 +675,17 @@ impl Engine {
     /// SWAPDB: queued and swapped in memory under the queue's lock, so a
     /// read-through sees the new index and the queued swap together.
     pub fn swap_db(&self, a: usize, b: usize, swap: impl FnOnce()) {
-        let mut pending = self.structural.lock();
-        let seq = self.next_structural.fetch_add(1, Ordering::Relaxed);
-        pending.push((seq, Op::SwapDb(a as u32, b as u32)));
-        swap();
-        drop(pending);
+        self.queue(Op::SwapDb(a as u32, b as u32), swap);
         self.wake(false);
     }
 
-    fn queue(&self, op: Op) {
+    /// Queues `op` and runs `then` before the queue is unlocked. `then` must
+    /// take no shard lock: read-through takes the queue inside one.
+    fn queue(&self, op: Op, then: impl FnOnce()) {
         let mut pending = self.structural.lock();
         let seq = self.next_structural.fetch_add(1, Ordering::Relaxed);
         pending.push((seq, op));
+        then();
     }
 
     /// Keys waiting for the writer (INFO).

@@ -328,16 +328,10 @@ impl Shard {
     /// Does not count hits or misses; see [`Shard::read`].
     #[inline]
     pub fn lookup(&mut self, h: u64, key: &[u8], now: u64) -> Option<u32> {
-        let Some(idx) = self.find(h, key) else {
-            return self.read_through(h, key, now);
-        };
-        if self.entries[idx as usize].is_expired(now) {
-            let old = self.remove_at(h, idx);
-            self.stats.expired += 1;
-            self.report_expired(&old);
-            return None;
-        }
-        Some(idx)
+        // An expired key just deleted is marked dirty (persistence on), so
+        // read-through finds the mark and answers a miss, never the disk copy.
+        self.lookup_local(h, key, now)
+            .or_else(|| self.read_through(h, key, now))
     }
 
     /// A lookup that never reads through to the persistence backend (eviction
